@@ -1,0 +1,227 @@
+"""The REINFORCE agent: a policy, its optimiser, and one update from one batch.
+
+    batch → returns G_t (bootstrapped at cuts when there is a baseline)
+          → log π(a|s), V(s) in one forward pass over the valid steps
+          → loss (pgrad.losses) → backward → clip ‖∇‖ → Adam step
+
+The API follows Stable-Baselines3::
+
+    agent = pgrad.Reinforce("CartPole-v1", baseline=True, seed=0)
+    agent.learn(total_timesteps=200_000)
+    agent.save("cartpole.safetensors")
+    agent = pgrad.Reinforce.load("cartpole.safetensors")
+    action = agent.predict(obs, deterministic=True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from pgrad import checkpoint
+from pgrad.config import Config
+from pgrad.envs import EnvSource, check_env_id, make_env, make_vec_env
+from pgrad.errors import PgradError
+from pgrad.losses import reinforce_loss
+from pgrad.policies import Policy, make_policy
+from pgrad.returns import discounted_returns
+from pgrad.rollout import Batch, Collector
+
+if TYPE_CHECKING:
+    from pgrad.trainer import TrainResult
+
+__all__ = ["Reinforce"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu; an unavailable cuda is a PgradError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PgradError(f"device {device!r} was asked for but CUDA is not available here; "
+                         "use --device cpu")
+    return torch.device(device)
+
+
+class Reinforce:
+    """REINFORCE, with or without a learned value baseline.
+
+    Args:
+        env: a registered Gymnasium id (``"CartPole-v1"``) or a callable returning a
+            ``gymnasium.Env``; None only when loading a checkpoint for prediction.
+        config: a :class:`Config`; or give its fields as keyword arguments.
+    """
+
+    def __init__(self, env: EnvSource | None = "CartPole-v1", config: Config | None = None,
+                 *, _spaces: tuple[gym.Space, gym.Space] | None = None,
+                 **kwargs: Any) -> None:
+        if config is None:
+            env_id = env if isinstance(env, str) else None
+            config = Config(env_id=env_id, **kwargs)
+        elif kwargs:
+            config = Config.from_dict({**config.to_dict(), **kwargs})
+        self.config = config
+        self.env_source: EnvSource | None = env
+        if isinstance(env, str):
+            check_env_id(env)
+        self.device = resolve_device(config.device)
+        if _spaces is None:
+            if env is None:
+                raise PgradError("give an environment id or a callable that makes one")
+            _spaces = _probe_spaces(env)
+        self.observation_space, self.action_space = _spaces
+        torch.manual_seed(config.seed)
+        self.policy: Policy = make_policy(
+            self.observation_space, self.action_space, **config.policy_kwargs
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
+        self.num_timesteps = 0
+        self.num_updates = 0
+        self.collector: Collector | None = None
+        self.last_result: TrainResult | None = None
+
+    # ------------------------------------------------------------------ training
+    def make_collector(self) -> Collector:
+        """The vector env and rollout collector, built on first use and then kept."""
+        if self.collector is None:
+            if self.env_source is None:
+                raise PgradError("this agent has no environment; pass env= to load() to train")
+            cfg = self.config
+            envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization)
+            _check_spaces(envs, self.observation_space, self.action_space)
+            envs.action_space.seed(cfg.seed)
+            self.collector = Collector(
+                envs, self.policy, seed=cfg.seed,
+                episodes=None if cfg.n_steps else cfg.batch_episodes, n_steps=cfg.n_steps)
+        return self.collector
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One gradient step of REINFORCE on one batch; returns the named loss terms."""
+        cfg = self.config
+        policy = self.policy
+        valid = batch.valid.to(self.device)
+        obs = batch.obs.to(self.device)
+        rewards = batch.rewards.to(self.device)
+        terminated = batch.terminated.to(self.device)
+        truncated = batch.truncated.to(self.device)
+
+        next_values = None
+        if policy.has_baseline:
+            # Cuts: a time limit, or the batch's end mid-episode. Their future is γ V(s_{t+1}).
+            cut = (truncated | _last_row(valid)) & ~terminated & valid
+            next_values = torch.zeros_like(rewards)
+            if cut.any():
+                with torch.no_grad():
+                    next_values[cut] = policy.value(obs[1:][cut])
+        returns = discounted_returns(rewards, cfg.gamma, terminated=terminated,
+                                     truncated=truncated, next_values=next_values)
+
+        log_probs, entropy, values = policy.evaluate_actions(
+            obs[:-1][valid], batch.actions.to(self.device)[valid])
+        losses = reinforce_loss(
+            log_probs, returns[valid], values, entropy, vf_coef=cfg.vf_coef,
+            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if cfg.max_grad_norm is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+        else:
+            grad_norm = _grad_norm(policy)
+        self.optimizer.step()
+        self.num_updates += 1
+
+        metrics = {f"train/{k}": float(v.detach()) for k, v in losses.items()}
+        metrics["train/grad_norm"] = float(grad_norm)
+        if values is not None:
+            metrics["train/explained_variance"] = _explained_variance(values, returns[valid])
+        return metrics
+
+    def learn(self, total_timesteps: int, *, stop_return: float | None = None,
+              run_dir: str | Path | None = None, progress_bar: bool = False,
+              tensorboard: bool = True) -> Reinforce:
+        """Train for ``total_timesteps`` more env steps (see :func:`pgrad.trainer.train`).
+
+        Returns the agent; what the call did is in ``agent.last_result``.
+        """
+        from pgrad.trainer import train
+
+        self.last_result = train(self, total_timesteps, stop_return=stop_return,
+                                 run_dir=run_dir, progress_bar=progress_bar,
+                                 tensorboard=tensorboard)
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Action(s) for one observation (shape of the observation space) or a batch."""
+        obs_arr = np.asarray(obs)
+        single = obs_arr.shape == self.observation_space.shape
+        batch = obs_arr[None] if single else obs_arr
+        with torch.inference_mode():
+            actions = self.policy.to_env(self.policy.sample(batch, deterministic))
+        return actions[0] if single else actions
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (safetensors + JSON metadata, no pickle); returns its path."""
+        return checkpoint.save(path, self)
+
+    @classmethod
+    def load(cls, path: str | Path, env: EnvSource | None = None,
+             device: str | None = None) -> Reinforce:
+        """Rebuild an agent from :meth:`save`'s file (or a run directory holding one).
+
+        ``env`` (default: the saved env id) is only needed to continue training.
+        """
+        return checkpoint.load(cls, path, env=env, device=device)
+
+    def close(self) -> None:
+        """Close the vector env, if one was made."""
+        if self.collector is not None:
+            self.collector.envs.close()
+            self.collector = None
+
+
+def _probe_spaces(env: EnvSource) -> tuple[gym.Space, gym.Space]:
+    if isinstance(env, str):
+        probe = make_env(env)
+    else:
+        probe = env()
+        if not isinstance(probe, gym.Env):
+            raise PgradError(f"the env callable returned {type(probe).__name__}, "
+                             "not a gymnasium.Env")
+    try:
+        return probe.observation_space, probe.action_space
+    finally:
+        probe.close()
+
+
+def _check_spaces(envs: Any, obs_space: gym.Space, act_space: gym.Space) -> None:
+    if envs.single_observation_space != obs_space or envs.single_action_space != act_space:
+        envs.close()
+        raise PgradError(
+            f"the environment's spaces ({envs.single_observation_space}, "
+            f"{envs.single_action_space}) differ from the agent's ({obs_space}, {act_space})")
+
+
+def _last_row(valid: torch.Tensor) -> torch.Tensor:
+    last = torch.zeros_like(valid)
+    last[-1] = True
+    return last
+
+
+def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
+    grads = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+    return torch.stack(grads).norm() if grads else torch.zeros(())
+
+
+def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 − Var[G − V] / Var[G]: 1 is a perfect baseline, 0 no better than a constant."""
+    var = returns.var()
+    if returns.numel() < 2 or var == 0:
+        return float("nan")
+    return float(1 - (returns - values.detach()).var() / var)

@@ -1,0 +1,214 @@
+"""Checkpoints: one ``.safetensors`` file; tensors in safetensors, everything else JSON.
+
+Layout of the file:
+
+* tensors ``policy.<name>``: the policy's ``state_dict``;
+* tensors ``optim.<param index>.<key>``: Adam's per-parameter state;
+* metadata ``pgrad``: a JSON document with the format version, the :class:`Config`, the
+  observation and action spaces (as plain data), Adam's hyper-parameters and the counters.
+
+Loading never unpickles anything: safetensors holds raw tensor bytes, JSON holds data.
+Files are written atomically: a temporary file in the same folder, flushed and fsynced,
+then renamed over the target, so a crash leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from pgrad.config import Config
+from pgrad.errors import PgradError
+
+if TYPE_CHECKING:
+    from pgrad.agent import Reinforce
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_FILE", "load", "resolve", "save"]
+
+FORMAT = "pgrad-checkpoint"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+AgentT = TypeVar("AgentT", bound="Reinforce")
+
+
+# ---------------------------------------------------------------------- spaces as data
+def _number(x: float) -> float | str:
+    """JSON has no infinities: ±inf and nan become strings."""
+    return float(x) if np.isfinite(x) else str(float(x))
+
+
+def space_to_dict(space: gym.Space) -> dict[str, Any]:
+    """A Gymnasium space as plain JSON-able data (Box and Discrete)."""
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+                "low": [_number(v) for v in space.low.ravel()],
+                "high": [_number(v) for v in space.high.ravel()]}
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    raise PgradError(f"cannot save a space of type {type(space).__name__}")
+
+
+def space_from_dict(data: dict[str, Any]) -> gym.Space:
+    """Inverse of :func:`space_to_dict`."""
+    kind = data.get("type")
+    if kind == "Box":
+        shape = tuple(int(s) for s in data["shape"])
+        low = np.array([float(v) for v in data["low"]], dtype=data["dtype"]).reshape(shape)
+        high = np.array([float(v) for v in data["high"]], dtype=data["dtype"]).reshape(shape)
+        return gym.spaces.Box(low, high, shape=shape, dtype=np.dtype(data["dtype"]))
+    if kind == "Discrete":
+        return gym.spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+    raise PgradError(f"unknown space type {kind!r} in checkpoint")
+
+
+# ---------------------------------------------------------------------- save
+def save(path: str | Path, agent: Reinforce) -> Path:
+    """Write ``agent`` to ``path``: a file (``.safetensors`` is added when the name has no
+    suffix, as SB3 adds ``.zip``), or an existing directory, which gets ``model.safetensors``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    elif not path.suffix:
+        path = path.with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    tensors = {f"policy.{k}": v.detach().cpu().contiguous()
+               for k, v in agent.policy.state_dict().items()}
+    optim = agent.optimizer.state_dict()
+    optim_state: dict[str, dict[str, Any]] = {}
+    for index, state in optim["state"].items():
+        plain = {}
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain[key] = value
+        optim_state[str(index)] = plain
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": agent.config.to_dict(),
+        "observation_space": space_to_dict(agent.observation_space),
+        "action_space": space_to_dict(agent.action_space),
+        "optimizer": {"param_groups": optim["param_groups"], "state": optim_state},
+        "num_timesteps": agent.num_timesteps,
+        "num_updates": agent.num_updates,
+        "torch_version": torch.__version__,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"pgrad": json.dumps(meta)})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------- load
+def resolve(path: str | Path) -> Path:
+    """The checkpoint file for ``path``: itself, or ``path/model.safetensors`` for a run dir."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise PgradError(f"no checkpoint at {path}: give a run directory or a .safetensors file "
+                         "written by pgrad")
+    return path
+
+
+def read(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a checkpoint file, validated; never unpickles."""
+    path = resolve(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("pgrad")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise PgradError(f"{path} is not a readable pgrad checkpoint ({_first_line(e)})") from e
+    if raw is None:
+        raise PgradError(f"{path} is a safetensors file but not a pgrad checkpoint "
+                         "(no 'pgrad' metadata)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise PgradError(f"{path}: checkpoint metadata is not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise PgradError(f"{path} is not a pgrad checkpoint")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise PgradError(f"{path} has checkpoint format version {meta.get('format_version')!r};"
+                         f" this pgrad reads version {FORMAT_VERSION}")
+    return meta, tensors
+
+
+def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
+         device: str | None = None) -> AgentT:
+    """Rebuild an agent of class ``cls`` from a checkpoint (see the module docstring)."""
+    meta, tensors = read(path)
+    try:
+        config = Config.from_dict(meta["config"])
+        if device is not None:
+            config = Config.from_dict({**config.to_dict(), "device": device})
+        spaces = (space_from_dict(meta["observation_space"]),
+                  space_from_dict(meta["action_space"]))
+        optim_meta = meta["optimizer"]
+        counters = int(meta["num_timesteps"]), int(meta["num_updates"])
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, PgradError):
+            raise
+        raise PgradError(f"{path}: checkpoint metadata is incomplete or malformed "
+                         f"({type(e).__name__}: {_first_line(e)})") from e
+    if env is None and config.env_id is not None and config.env_id in gym.registry:
+        env = config.env_id
+    agent = cls(env, config=config, _spaces=spaces)
+
+    policy_state = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
+    try:
+        agent.policy.load_state_dict(policy_state, strict=True)
+    except RuntimeError as e:
+        raise PgradError(f"{path}: weights do not match the saved config "
+                         f"({_first_line(e)})") from e
+    state: dict[int, dict[str, Any]] = {}
+    for index, plain in optim_meta["state"].items():
+        entry = dict(plain)
+        prefix = f"optim.{index}."
+        entry.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        state[int(index)] = entry
+    try:
+        agent.optimizer.load_state_dict({"state": state,
+                                         "param_groups": optim_meta["param_groups"]})
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise PgradError(f"{path}: optimizer state does not match the model "
+                         f"({_first_line(e)})") from e
+    agent.num_timesteps, agent.num_updates = counters
+    return agent
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -1,0 +1,154 @@
+"""Settings of a REINFORCE agent: one frozen dataclass, each field with its help text.
+
+The same fields are the keyword arguments of :class:`pgrad.Reinforce`, the options of
+``pgrad train`` and the ``config`` saved in every checkpoint.
+
+Vocabulary: a *step* is one transition of one environment; a *batch* is what one update
+learns from; an *episode* runs from a reset to a termination or truncation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgrad.envs import VECTORIZATIONS
+from pgrad.errors import PgradError
+from pgrad.networks import ACTIVATIONS
+from pgrad.policies import VALUE_NETS
+
+__all__ = ["Config"]
+
+DEVICES = ("cpu", "cuda", "auto")
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+    "None": (type(None),), "tuple[int, ...]": (tuple,),
+}
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """Raise a PgradError unless ``value`` fits the field's annotation (e.g. 'int | None')."""
+    allowed = tuple(t for part in annotation.split(" | ") for t in _TYPES[part])
+    if isinstance(value, bool) and bool not in allowed:
+        allowed = ()
+    if not isinstance(value, allowed):
+        raise PgradError(f"{name} must be {annotation.replace(' | ', ' or ')}, "
+                         f"got {value!r} ({type(value).__name__})")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of an agent. Defaults solve CartPole-v1."""
+
+    env_id: str | None = field(default="CartPole-v1", metadata=_help(
+        "Gymnasium environment id (None when the agent was built from a callable)."))
+    num_envs: int = field(default=16, metadata=_help(
+        "Number of environments stepped together (one vector env)."))
+    batch_episodes: int = field(default=16, metadata=_help(
+        "Episodes per update when batches are whole episodes (n_steps unset): Monte-Carlo "
+        "REINFORCE, each episode played from its reset to its end under one policy."))
+    n_steps: int | None = field(default=None, metadata=_help(
+        "If set, a batch is n_steps steps of every env instead of whole episodes; episodes "
+        "cut by the end of a batch are bootstrapped from the value baseline (an n-step "
+        "actor-critic estimator, not Monte-Carlo REINFORCE). Needs baseline."))
+    baseline: bool = field(default=True, metadata=_help(
+        "Learn a value baseline V(s) and use the advantage G - V(s)."))
+    value_net: str = field(default="shared", metadata=_help(
+        "Baseline network: 'shared' (a value head on the policy's backbone, as in the "
+        "tutorial) or 'separate' (its own MLP)."))
+    hidden_sizes: tuple[int, ...] = field(default=(128, 128), metadata=_help(
+        "Hidden layer widths of the MLP."))
+    activation: str = field(default="tanh", metadata=_help(
+        f"Hidden activation: {', '.join(ACTIVATIONS)}."))
+    learning_rate: float = field(default=3e-3, metadata=_help("Adam learning rate."))
+    gamma: float = field(default=0.99, metadata=_help("Discount factor."))
+    max_grad_norm: float | None = field(default=0.5, metadata=_help(
+        "Clip the gradient's global norm to this (None: no clipping)."))
+    vf_coef: float = field(default=0.5, metadata=_help("Weight of the value loss."))
+    ent_coef: float = field(default=0.0, metadata=_help("Weight of the entropy bonus."))
+    normalize_advantages: bool = field(default=True, metadata=_help(
+        "Normalise advantages over the batch, (A - mean) / (std + 1e-8); without a baseline "
+        "this is the tutorial's return normalisation."))
+    state_dependent_std: bool = field(default=False, metadata=_help(
+        "Gaussian policies: log-std from a head on the backbone (the tutorial's) instead of "
+        "a state-independent parameter."))
+    log_std_init: float = field(default=0.0, metadata=_help("Gaussian policies: initial log-std."))
+    log_std_min: float = field(default=-20.0, metadata=_help("Gaussian policies: log-std floor."))
+    log_std_max: float = field(default=2.0, metadata=_help("Gaussian policies: log-std cap."))
+    vectorization: str = field(default="auto", metadata=_help(
+        "Vector env: 'native' (the env's own vectorised version), 'sync', 'async' "
+        "(subprocesses), or 'auto' (native where it exists, else sync)."))
+    seed: int = field(default=0, metadata=_help("Seed of torch, NumPy and the environments."))
+    device: str = field(default="cpu", metadata=_help(
+        "Torch device of the networks: cpu, cuda, cuda:N or auto."))
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise PgradError(message)
+
+        for f in dataclasses.fields(self):
+            _check_type(f.name, str(f.type), getattr(self, f.name))
+        need(self.num_envs >= 1, f"num_envs must be at least 1, got {self.num_envs}")
+        need(self.batch_episodes >= 1,
+             f"batch_episodes must be at least 1, got {self.batch_episodes}")
+        need(self.n_steps is None or self.n_steps >= 1,
+             f"n_steps must be at least 1, got {self.n_steps}")
+        need(self.n_steps is None or self.baseline,
+             "n_steps batches cut episodes and bootstrap them from the value baseline: use "
+             "them with baseline=True, or leave n_steps unset for whole-episode batches")
+        need(self.value_net in VALUE_NETS,
+             f"value_net must be one of {', '.join(VALUE_NETS)}, got {self.value_net!r}")
+        need(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
+             f"hidden_sizes must be one or more positive widths, got {self.hidden_sizes}")
+        need(self.activation in ACTIVATIONS,
+             f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        need(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        need(self.max_grad_norm is None or self.max_grad_norm > 0,
+             f"max_grad_norm must be positive (or None), got {self.max_grad_norm}")
+        need(self.vf_coef >= 0, f"vf_coef must be non-negative, got {self.vf_coef}")
+        need(self.ent_coef >= 0, f"ent_coef must be non-negative, got {self.ent_coef}")
+        need(self.log_std_min < self.log_std_max,
+             f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
+        need(self.vectorization in VECTORIZATIONS,
+             f"vectorization must be one of {', '.join(VECTORIZATIONS)}, "
+             f"got {self.vectorization!r}")
+        need(self.device in DEVICES or self.device.startswith("cuda:"),
+             f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
+
+    @property
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`pgrad.policies.make_policy`."""
+        return {
+            "hidden_sizes": self.hidden_sizes,
+            "activation": self.activation,
+            "value_net": self.value_net if self.baseline else None,
+            "state_dependent_std": self.state_dependent_std,
+            "log_std_init": self.log_std_init,
+            "log_std_min": self.log_std_min,
+            "log_std_max": self.log_std_max,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        data = dataclasses.asdict(self)
+        data["hidden_sizes"] = list(self.hidden_sizes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise PgradError(f"unknown config keys: {', '.join(unknown)}")
+        data = dict(data)
+        if "hidden_sizes" in data:
+            data["hidden_sizes"] = tuple(int(h) for h in data["hidden_sizes"])
+        return cls(**data)

@@ -1,0 +1,196 @@
+"""Environments: the tutorial's 1-D walk, and vector-env construction for any Gymnasium env.
+
+``pgrad/LineWalk-v0`` is the tutorial's ``SimpleEnv``: a walker starts at x = 0 and moves
+±0.1 per step (action 1 right, 0 left); beyond x > 1.0 it gets +1 and the episode ends,
+below x < −1.0 it gets −1 and the episode ends, every other step pays 0.01. The observation
+is ``[x, 0, 0, 0]``; episodes are capped at 50 steps (truncation), as in the tutorial's loop.
+It has a single-env class and a native vectorised one (used by ``make_vec``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from pgrad.errors import PgradError
+
+__all__ = [
+    "LINEWALK_ID",
+    "VECTORIZATIONS",
+    "EnvSource",
+    "LineWalkEnv",
+    "LineWalkVectorEnv",
+    "check_env_id",
+    "make_env",
+    "make_vec_env",
+    "register_envs",
+]
+
+LINEWALK_ID = "pgrad/LineWalk-v0"
+VECTORIZATIONS = ("auto", "native", "sync", "async")
+EnvSource = str | Callable[[], gym.Env]
+"""An environment as users give it: a registered Gymnasium id, or a callable making one."""
+
+_STEP = 0.1
+_BOUND = 1.0
+_LINEWALK_OBS = gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
+
+
+def _linewalk_reward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(reward, terminated) for positions ``x`` after a move."""
+    reward = np.where(x > _BOUND, 1.0, np.where(x < -_BOUND, -1.0, 0.01))
+    return reward, np.abs(x) > _BOUND
+
+
+class LineWalkEnv(gym.Env[np.ndarray, np.int64]):
+    """The tutorial's 1-D walk (see the module docstring)."""
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self) -> None:
+        self.observation_space = _LINEWALK_OBS
+        self.action_space = gym.spaces.Discrete(2)
+        self.x = 0.0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.x, 0.0, 0.0, 0.0], dtype=np.float32)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.x = 0.0
+        return self._obs(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self.x += _STEP if int(action) == 1 else -_STEP
+        reward, terminated = _linewalk_reward(np.array(self.x))
+        return self._obs(), float(reward), bool(terminated), False, {}
+
+
+class LineWalkVectorEnv(VectorEnv):
+    """N LineWalks stepped together in NumPy; Gymnasium's next-step autoreset."""
+
+    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int = 50) -> None:
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.single_observation_space = _LINEWALK_OBS
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.x = np.zeros(num_envs)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self.prev_done = np.zeros(num_envs, dtype=bool)
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros((self.num_envs, 4), dtype=np.float32)
+        obs[:, 0] = self.x
+        return obs
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.x[:] = 0.0
+        self.steps[:] = 0
+        self.prev_done[:] = False
+        return self._obs(), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.x += np.where(np.asarray(actions) == 1, _STEP, -_STEP)
+        self.steps += 1
+        reward, terminated = _linewalk_reward(self.x)
+        truncated = self.steps >= self.max_episode_steps
+        # Next-step autoreset: a sub-env that ended last step is reset now, without a move.
+        reset = self.prev_done
+        self.x[reset] = 0.0
+        self.steps[reset] = 0
+        reward[reset] = 0.0
+        terminated[reset] = False
+        truncated[reset] = False
+        self.prev_done = terminated | truncated
+        return self._obs(), reward.astype(np.float32), terminated, truncated, {}
+
+
+def register_envs() -> None:
+    """Register ``pgrad/LineWalk-v0`` with Gymnasium (idempotent)."""
+    if LINEWALK_ID in gym.registry:
+        return
+    gym.register(
+        id=LINEWALK_ID,
+        entry_point="pgrad.envs:LineWalkEnv",
+        vector_entry_point="pgrad.envs:LineWalkVectorEnv",
+        max_episode_steps=50,
+    )
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a :class:`PgradError` naming close matches if ``env_id`` is not registered."""
+    register_envs()
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else (
+        "; see gymnasium.pprint_registry() for the registered ids"
+    )
+    raise PgradError(f"unknown environment id {env_id!r}{hint}")
+
+
+def make_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make`` with pgrad's errors: unknown ids and missing extras are PgradErrors."""
+    check_env_id(env_id)
+    try:
+        return gym.make(env_id, **kwargs)
+    except (gym.error.Error, ImportError) as e:
+        raise PgradError(f"cannot make {env_id}: {e}") from e
+
+
+def make_vec_env(
+    env: EnvSource, num_envs: int, vectorization: str = "auto", **env_kwargs: Any
+) -> VectorEnv:
+    """N copies of ``env`` as one Gymnasium vector env with next-step autoreset.
+
+    ``vectorization``: ``native`` uses the env's own vectorised implementation (Gymnasium's
+    ``vector_entry_point``; CartPole and LineWalk have one), ``sync`` steps N single envs in
+    this process, ``async`` in N subprocesses (for slow envs), and ``auto`` takes native where
+    it exists, sync otherwise.
+    """
+    if vectorization not in VECTORIZATIONS:
+        raise PgradError(
+            f"vectorization must be one of {', '.join(VECTORIZATIONS)}, got {vectorization!r}"
+        )
+    if num_envs < 1:
+        raise PgradError(f"num_envs must be at least 1, got {num_envs}")
+    if callable(env):
+        if vectorization == "native":
+            raise PgradError("vectorization 'native' needs a registered env id, not a callable")
+        cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
+        vec: VectorEnv = cls([env] * num_envs)
+    else:
+        check_env_id(env)
+        has_native = gym.spec(env).vector_entry_point is not None
+        if vectorization == "native" and not has_native:
+            raise PgradError(f"{env} has no native vectorised implementation; "
+                             f"use vectorization 'sync' or 'async'")
+        mode = {"auto": "vector_entry_point" if has_native else "sync",
+                "native": "vector_entry_point"}.get(vectorization, vectorization)
+        try:
+            vec = gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
+        except (gym.error.Error, ImportError) as e:
+            raise PgradError(f"cannot make {env}: {e}") from e
+    autoreset = vec.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if autoreset != AutoresetMode.NEXT_STEP:
+        vec.close()
+        raise PgradError(f"pgrad needs vector envs with next-step autoreset, this one uses "
+                         f"{autoreset}")
+    return vec

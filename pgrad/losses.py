@@ -1,0 +1,87 @@
+"""The REINFORCE loss, with and without a learned baseline. Pure tensor maths (torch only).
+
+    advantage   A_t = G_t                  (no baseline)
+                A_t = G_t − V(s_t)         (baseline; V detached: the policy loss never
+                                            moves the baseline)
+    policy loss     L_π = −mean_t[ log π(a_t|s_t) · A_t ]
+    value loss      L_V = mean_t[ (V(s_t) − G_t)² ]
+    total           L = L_π + vf_coef · L_V − ent_coef · mean_t[ H(π(·|s_t)) ]
+
+Minimising L_π ascends the policy gradient  ∇J(θ) = E[ Σ_t ∇ log π(a_t|s_t) · G_t ]:
+PyTorch minimises, so the sign is flipped.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from pgrad.returns import normalize
+
+__all__ = ["advantages", "reinforce_loss"]
+
+
+def advantages(
+    returns: Tensor, values: Tensor | None = None, *, normalize_advantages: bool = False
+) -> Tensor:
+    """A = G (no baseline) or A = G − V with V detached; optionally normalised.
+
+    Args:
+        returns: ``[B]`` discounted returns G_t.
+        values: ``[B]`` baseline V(s_t), or None.
+        normalize_advantages: (A − mean) / (std + 1e-8) over the batch.
+
+    Returns:
+        ``[B]``, detached: no gradient flows through an advantage.
+    """
+    adv = returns if values is None else returns - values.detach()
+    adv = adv.detach()
+    return normalize(adv) if normalize_advantages else adv
+
+
+def reinforce_loss(
+    log_probs: Tensor,
+    returns: Tensor,
+    values: Tensor | None = None,
+    entropy: Tensor | None = None,
+    *,
+    vf_coef: float = 0.5,
+    ent_coef: float = 0.0,
+    normalize_advantages: bool = False,
+) -> dict[str, Tensor]:
+    """The REINFORCE objective as named terms.
+
+    Args:
+        log_probs: ``[B]`` log π(a_t|s_t) of the actions taken, with gradient.
+        returns: ``[B]`` G_t (the value target and, without baseline, the advantage).
+        values: ``[B]`` V(s_t) with gradient, or None for REINFORCE without baseline.
+        entropy: ``[B]`` H(π(·|s_t)), or None (then no entropy term).
+        vf_coef: weight of the value loss.
+        ent_coef: weight of the entropy bonus (subtracted from the loss).
+        normalize_advantages: normalise A over the batch (see :func:`advantages`).
+
+    Returns:
+        ``loss`` (to minimise), ``loss_policy``, ``loss_value`` (0 without baseline),
+        ``entropy`` (0 when not given) and ``advantage_mean`` (before normalisation).
+    """
+    if log_probs.shape != returns.shape or log_probs.dim() != 1:
+        raise ValueError(
+            "log_probs and returns must both have shape [B], got "
+            f"{tuple(log_probs.shape)} and {tuple(returns.shape)}"
+        )
+    if values is not None and values.shape != returns.shape:
+        raise ValueError(f"values must have shape [B] = {tuple(returns.shape)}, "
+                         f"got {tuple(values.shape)}")
+    adv = advantages(returns, values)
+    adv_used = normalize(adv) if normalize_advantages else adv
+    loss_policy = -(log_probs * adv_used).mean()
+    zero = loss_policy.new_zeros(())
+    loss_value = zero if values is None else (values - returns.detach()).pow(2).mean()
+    mean_entropy = zero if entropy is None else entropy.mean()
+    loss = loss_policy + vf_coef * loss_value - ent_coef * mean_entropy
+    return {
+        "loss": loss,
+        "loss_policy": loss_policy,
+        "loss_value": loss_value,
+        "entropy": mean_entropy,
+        "advantage_mean": adv.mean(),
+    }

@@ -1,0 +1,214 @@
+"""Rollout: play the policy in a vector env and store what happened, with no autograd graph.
+
+Gymnasium ≥ 1.0 vector envs reset a finished sub-env on the *next* ``step()`` (next-step
+autoreset): the step after an episode ends takes no action and returns the reset
+observation with reward 0. Such a *reset step* is not a transition; it is stored with
+``valid = False`` and never learned from. In exchange, the observation returned by the
+step that ends an episode is the true final observation, which the update uses to
+bootstrap episodes cut by a time limit.
+
+Two kinds of batch:
+
+* whole episodes (``episodes=M``): every env is reset, and envs play episodes until M have
+  been *started*; an env whose episode ends then goes idle (its steps are not valid) until
+  every started episode is finished. Each of the M episodes is a complete, independent
+  draw from the current policy (keeping only the episodes that happen to finish in a fixed
+  number of steps would favour short episodes).
+* fixed steps (``n_steps=T``): T steps of every env; episodes run on across batches and the
+  last step of an unfinished episode is a cut, bootstrapped from V by the update.
+
+Storage is time-major: ``obs[t, i]`` is the observation on which env ``i`` acted at step
+``t``, and ``obs[t + 1, i]`` the observation that followed (so ``obs`` has T + 1 rows).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+from torch import Tensor
+
+from pgrad.policies import Policy
+
+__all__ = ["Batch", "Collector"]
+
+
+@dataclass
+class Batch:
+    """One batch of experience, time-major. ``T`` steps of ``N`` envs.
+
+    Attributes:
+        obs: ``[T + 1, N, *obs_shape]``; row ``t + 1`` follows the action at row ``t``.
+        actions: ``[T, N, *action_shape]`` as sampled (unclipped).
+        rewards: ``[T, N]`` float32.
+        terminated: ``[T, N]`` bool, episode reached a terminal state after step t.
+        truncated: ``[T, N]`` bool, episode was cut by a time limit after step t.
+        valid: ``[T, N]`` bool, the step is a transition of this batch to learn from.
+    """
+
+    obs: Tensor
+    actions: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    valid: Tensor
+
+    @property
+    def num_steps(self) -> int:
+        """Number of valid transitions."""
+        return int(self.valid.sum())
+
+
+class _Buffers:
+    """Preallocated CPU tensors with NumPy views for writing; grown by doubling."""
+
+    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...],
+                 obs_dtype: torch.dtype, action_shape: tuple[int, ...],
+                 action_dtype: torch.dtype) -> None:
+        self.num_envs = num_envs
+        self.specs = {
+            "obs": (obs_shape, obs_dtype, 1),
+            "actions": (action_shape, action_dtype, 0),
+            "rewards": ((), torch.float32, 0),
+            "terminated": ((), torch.bool, 0),
+            "truncated": ((), torch.bool, 0),
+            "valid": ((), torch.bool, 0),
+        }
+        self.tensors: dict[str, Tensor] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+        self.capacity = 0
+        self.resize(capacity)
+
+    def resize(self, capacity: int) -> None:
+        for name, (shape, dtype, extra) in self.specs.items():
+            new = torch.zeros((capacity + extra, self.num_envs, *shape), dtype=dtype)
+            old = self.tensors.get(name)
+            if old is not None:
+                new[: old.shape[0]] = old
+            self.tensors[name] = new
+            self.arrays[name] = new.numpy()
+        self.capacity = capacity
+
+    def batch(self, length: int) -> Batch:
+        t = self.tensors
+        return Batch(obs=t["obs"][: length + 1], actions=t["actions"][:length],
+                     rewards=t["rewards"][:length], terminated=t["terminated"][:length],
+                     truncated=t["truncated"][:length], valid=t["valid"][:length])
+
+
+class Collector:
+    """Plays a policy in a vector env and fills :class:`Batch` es.
+
+    Keeps the episode statistics of finished valid episodes: ``episode_returns`` and
+    ``episode_lengths`` hold the last ``stats_window`` of them, ``episodes`` counts all.
+    """
+
+    def __init__(self, envs: VectorEnv, policy: Policy, *, episodes: int | None = None,
+                 n_steps: int | None = None, seed: int | None = None,
+                 stats_window: int = 100) -> None:
+        if (episodes is None) == (n_steps is None):
+            raise ValueError("give exactly one of episodes and n_steps")
+        self.envs = envs
+        self.policy = policy
+        self.episodes_per_batch = episodes
+        self.n_steps = n_steps
+        self.num_envs = envs.num_envs
+        obs_space = envs.single_observation_space
+        act_space = envs.single_action_space
+        self._buffers = _Buffers(
+            n_steps or 64, self.num_envs, tuple(obs_space.shape),
+            _torch_dtype(obs_space.dtype), tuple(act_space.shape),
+            torch.int64 if np.issubdtype(act_space.dtype, np.integer) else torch.float32,
+        )
+        self._seed = seed
+        self._obs: np.ndarray | None = None
+        self._prev_done = np.zeros(self.num_envs, dtype=bool)
+        self._ep_return = np.zeros(self.num_envs)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.episode_returns: deque[float] = deque(maxlen=stats_window)
+        self.episode_lengths: deque[int] = deque(maxlen=stats_window)
+        self.episodes = 0
+        self.steps = 0
+
+    def _reset(self) -> None:
+        self._obs, _ = self.envs.reset(seed=self._seed)
+        self._seed = None
+        self._prev_done[:] = False
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+
+    def collect(self) -> Batch:
+        """Play until the batch is full and return it (views into reused storage: the
+        batch is valid until the next ``collect``)."""
+        if self.n_steps is None or self._obs is None:
+            self._reset()
+        with torch.inference_mode():
+            if self.n_steps is not None:
+                length = self._collect_steps(self.n_steps)
+            else:
+                assert self.episodes_per_batch is not None
+                length = self._collect_episodes(self.episodes_per_batch)
+        batch = self._buffers.batch(length)
+        self.steps += batch.num_steps
+        return batch
+
+    def _step(self, t: int, active: np.ndarray) -> np.ndarray:
+        """Act at row ``t`` in every env; ``active`` marks whose step is learned from.
+        Returns whether each env's episode ended at this step."""
+        bufs = self._buffers.arrays
+        obs = self._obs
+        assert obs is not None
+        bufs["obs"][t] = obs
+        actions = self.policy.sample(obs)
+        bufs["actions"][t] = actions.cpu().numpy()
+        obs, rewards, terminated, truncated, _ = self.envs.step(self.policy.to_env(actions))
+        self._obs = obs
+        bufs["rewards"][t] = rewards
+        bufs["terminated"][t] = terminated
+        bufs["truncated"][t] = truncated
+        bufs["valid"][t] = active
+        done = terminated | truncated
+        self._ep_return += np.where(active, rewards, 0.0)
+        self._ep_length += active
+        finished = np.flatnonzero(done & active)
+        if finished.size:
+            self.episode_returns.extend(self._ep_return[finished].tolist())
+            self.episode_lengths.extend(self._ep_length[finished].tolist())
+            self.episodes += finished.size
+            self._ep_return[finished] = 0.0
+            self._ep_length[finished] = 0
+        return done
+
+    def _collect_steps(self, n_steps: int) -> int:
+        for t in range(n_steps):
+            done = self._step(t, ~self._prev_done)
+            self._prev_done = done
+        self._buffers.arrays["obs"][n_steps] = self._obs
+        return n_steps
+
+    def _collect_episodes(self, episodes: int) -> int:
+        active = np.arange(self.num_envs) < episodes  # envs playing a counted episode
+        rejoining = np.zeros(self.num_envs, dtype=bool)  # in their reset step, then active
+        started = int(active.sum())
+        t = 0
+        while active.any() or rejoining.any():
+            if t == self._buffers.capacity:
+                self._buffers.resize(2 * t)
+            done = self._step(t, active)
+            ended = np.flatnonzero(active & done)
+            next_active = (active & ~done) | rejoining
+            rejoining[:] = False
+            restart = ended[: max(episodes - started, 0)]
+            rejoining[restart] = True
+            started += restart.size
+            active = next_active
+            t += 1
+        self._buffers.arrays["obs"][t] = self._obs
+        return t
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype

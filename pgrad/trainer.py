@@ -1,0 +1,117 @@
+"""The training loop, the one place with side effects: collect → update → log → checkpoint.
+
+Vocabulary: an *update* is one gradient step on one *batch* (whole episodes, or n_steps
+of every env); ``num_timesteps`` counts valid env transitions; the *training return* is
+the mean return of the last 100 finished training episodes (``rollout/ep_return_mean``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pgrad.checkpoint import MODEL_FILE
+from pgrad.errors import PgradError
+from pgrad.logger import Logger
+
+if TYPE_CHECKING:
+    from pgrad.agent import Reinforce
+
+__all__ = ["TrainResult", "train"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    steps: int
+    """Env transitions collected in this call."""
+    seconds: float
+    """Wall-clock seconds of this call (environment creation included)."""
+    updates: int
+    """Gradient steps taken in this call."""
+    episodes: int
+    """Training episodes finished in this call."""
+    return_mean: float
+    """Mean return of the last 100 training episodes (nan if none finished)."""
+    reached_stop_return: bool
+    """Whether training ended because ``stop_return`` was reached."""
+
+
+def train(agent: Reinforce, total_timesteps: int, *, stop_return: float | None = None,
+          run_dir: str | Path | None = None, progress_bar: bool = False,
+          tensorboard: bool = True) -> TrainResult:
+    """Train ``agent`` for ``total_timesteps`` more env steps (the last batch may overshoot).
+
+    Args:
+        stop_return: end as soon as the mean return of the last 100 training episodes is
+            at least this (SB3's ``StopTrainingOnRewardThreshold``, on training episodes).
+        run_dir: where to write ``progress.csv``, TensorBoard events, ``config.json`` and the
+            final ``model.safetensors``; None writes nothing.
+        progress_bar: show a tqdm bar with steps, steps/s and the training return.
+        tensorboard: also write TensorBoard event files in ``run_dir``.
+    """
+    if total_timesteps < 1:
+        raise PgradError(f"total_timesteps must be at least 1, got {total_timesteps}")
+    start = time.perf_counter()
+    collector = agent.make_collector()
+    logger = Logger(run_dir, tensorboard=tensorboard) if run_dir is not None else None
+    if run_dir is not None:
+        (Path(run_dir) / "config.json").write_text(
+            json.dumps(agent.config.to_dict(), indent=2) + "\n")
+    first_step, first_update, first_episode = (
+        agent.num_timesteps, agent.num_updates, collector.episodes)
+    target = first_step + total_timesteps
+    reached = False
+    bar = tqdm(total=total_timesteps, disable=not progress_bar, unit="step", dynamic_ncols=True)
+    try:
+        while agent.num_timesteps < target:
+            batch = collector.collect()            # rollout: play the current policy
+            metrics = agent.update(batch)          # returns → loss → gradient step
+            agent.num_timesteps += batch.num_steps
+
+            elapsed = time.perf_counter() - start
+            return_mean = _mean(collector.episode_returns)
+            metrics.update({
+                "rollout/ep_return_mean": return_mean,
+                "rollout/ep_length_mean": _mean(collector.episode_lengths),
+                "rollout/episodes": float(collector.episodes),
+                "rollout/batch_steps": float(batch.num_steps),
+                "time/sps": (agent.num_timesteps - first_step) / max(elapsed, 1e-9),
+                "time/elapsed": elapsed,
+            })
+            if logger is not None:
+                logger.log(agent.num_timesteps, metrics)
+            bar.update(min(batch.num_steps, target - bar.n))
+            bar.set_postfix(sps=f"{metrics['time/sps']:.0f}", ret=f"{return_mean:.1f}",
+                            refresh=False)
+            full_window = len(collector.episode_returns) == collector.episode_returns.maxlen
+            if stop_return is not None and full_window and return_mean >= stop_return:
+                reached = True
+                break
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
+    if run_dir is not None:
+        agent.save(Path(run_dir) / MODEL_FILE)
+    return TrainResult(
+        steps=agent.num_timesteps - first_step,
+        seconds=time.perf_counter() - start,
+        updates=agent.num_updates - first_update,
+        episodes=collector.episodes - first_episode,
+        return_mean=_mean(collector.episode_returns),
+        reached_stop_return=reached,
+    )
+
+
+def _mean(values: object) -> float:
+    data = list(values)  # type: ignore[call-overload]
+    return float(np.mean(data)) if data else math.nan
