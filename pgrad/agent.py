@@ -155,6 +155,11 @@ class Reinforce:
                                  tensorboard=tensorboard)
         return self
 
+    @property
+    def episode_returns(self) -> list[float]:
+        """Returns of the last (up to 100) finished training episodes, oldest first."""
+        return [] if self.collector is None else list(self.collector.episode_returns)
+
     # ------------------------------------------------------------------ inference
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         """Action(s) for one observation (shape of the observation space) or a batch."""

@@ -192,8 +192,10 @@ class CategoricalPolicy(Policy):
         return Categorical(logits=self.logits_head(features), validate_args=False)
 
     def _sample(self, features: Tensor) -> Tensor:
-        probs = torch.softmax(self.logits_head(features), dim=-1)
-        return torch.multinomial(probs, 1).squeeze(-1)
+        # Gumbel-max: argmax(logits + G), G = −log(E), E ~ Exp(1), is an exact draw from
+        # softmax(logits), and cheaper than torch.multinomial for small batches.
+        logits = self.logits_head(features)
+        return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
 
     def _mode(self, features: Tensor) -> Tensor:
         return self.logits_head(features).argmax(dim=-1)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from pgrad.checkpoint import MODEL_FILE
@@ -60,6 +63,24 @@ def train(agent: Reinforce, total_timesteps: int, *, stop_return: float | None =
     """
     if total_timesteps < 1:
         raise PgradError(f"total_timesteps must be at least 1, got {total_timesteps}")
+    with _torch_threads(agent.config.threads):
+        return _train(agent, total_timesteps, stop_return, run_dir, progress_bar, tensorboard)
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` torch CPU threads inside the block, then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
+           run_dir: str | Path | None, progress_bar: bool, tensorboard: bool) -> TrainResult:
     start = time.perf_counter()
     collector = agent.make_collector()
     logger = Logger(run_dir, tensorboard=tensorboard) if run_dir is not None else None
