@@ -1,12 +1,21 @@
-"""Throughput ceiling of CartPole-v1 policy-gradient training on this machine.
+"""Throughput ceiling of pgrad's CartPole-v1 training on this machine.
 
-Each piece of a training step is timed separately and reported in microseconds
-per sample: stepping the vectorised environment, acting with the policy (forward
-plus sampling) and updating it (forward, loss, backward, Adam). ``limit`` sums
-them into a samples-per-second ceiling, measured for each torch thread count.
+Each piece of a training step is timed alone, in microseconds per sample:
 
-Every timing runs warm-up calls first, then splits the timed calls into
-``repeats`` chunks and reports the median chunk, which damps scheduler noise.
+* **env**: one step of Gymnasium's native vector CartPole-v1 (random actions);
+* **act**: pgrad's own policy choosing actions, ``policy.to_env(policy.sample(obs))`` under
+  ``torch.inference_mode()``, at a batch of ``num_envs`` observations;
+* **update**: one update as ``Reinforce.update`` does it on a batch of samples:
+  ``policy.evaluate_actions`` → ``pgrad.reinforce_loss`` → backward →
+  ``clip_grad_norm_`` → Adam step.
+
+The policy is ``pgrad.make_policy(obs_space, act_space, **config.policy_kwargs)``, so the
+default network (and the separate value network of the default baseline) is what is timed.
+The ceiling is ``1e6 / (env + act + update)`` samples/s: what a trainer with no other cost
+could reach. Every timing runs warm-up calls first, then splits the timed calls into
+``repeats`` chunks and keeps the median chunk, which damps scheduler noise.
+
+``python benchmarks/limits.py`` prints the ceiling for a few env counts and thread counts.
 """
 
 from __future__ import annotations
@@ -14,15 +23,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
-OBS_DIM = 4
-N_ACTIONS = 2
-THREAD_COUNTS: tuple[int, ...] = (1, 2)
+import pgrad
+
+ENV_ID = "CartPole-v1"
 
 
 @contextmanager
@@ -51,101 +60,75 @@ def _time_per_call(step: Callable[[], object], iters: int, warmup: int, repeats:
     return float(np.median(times))
 
 
-def _result(per_call_s: float, samples_per_call: int, /, **info: object) -> dict:
+def _result(per_call_s: float, samples_per_call: int, /, **info: Any) -> dict[str, Any]:
     """Common result fields: µs per call and per sample."""
-    return {
-        **info,
-        "us_per_call": per_call_s * 1e6,
-        "us_per_sample": per_call_s / samples_per_call * 1e6,
-    }
+    return {**info, "us_per_call": per_call_s * 1e6,
+            "us_per_sample": per_call_s / samples_per_call * 1e6}
 
 
-def _mlp(hidden: Sequence[int]) -> nn.Sequential:
-    """Tanh MLP from the observation to the last hidden layer."""
-    layers: list[nn.Module] = []
-    width = OBS_DIM
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.Tanh()]
-        width = h
-    return nn.Sequential(*layers)
+def _spaces() -> tuple[gym.Space, gym.Space]:
+    env = gym.make(ENV_ID)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
 
 
-def env_step_cost(
-    num_envs: int,
-    steps: int,
-    warmup: int = 50,
-    repeats: int = 5,
-    seed: int = 0,
-) -> dict:
-    """Time random-action steps of the native CartPole-v1 vector env, in µs per sample."""
-    envs = gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="vector_entry_point")
+def make_default_policy(config: pgrad.Config | None = None, seed: int = 0) -> pgrad.Policy:
+    """pgrad's policy for CartPole-v1 with ``config``'s network (default: ``Config()``)."""
+    config = config or pgrad.Config()
+    torch.manual_seed(seed)
+    return pgrad.make_policy(*_spaces(), **config.policy_kwargs)
+
+
+def env_step_cost(num_envs: int, steps: int, warmup: int = 50, repeats: int = 5,
+                  seed: int = 0) -> dict[str, Any]:
+    """Time random-action steps of the native CartPole-v1 vector env, µs per sample."""
+    envs = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point")
     rng = np.random.default_rng(seed)
-    actions = rng.integers(0, N_ACTIONS, size=(warmup + steps + repeats, num_envs), dtype=np.int64)
+    actions = rng.integers(0, 2, size=(warmup + steps + repeats, num_envs), dtype=np.int64)
     rows = iter(actions)
     envs.reset(seed=seed)
-    per_call = _time_per_call(lambda: envs.step(next(rows)), steps, warmup, repeats)
-    envs.close()
+    try:
+        per_call = _time_per_call(lambda: envs.step(next(rows)), steps, warmup, repeats)
+    finally:
+        envs.close()
     return _result(per_call, num_envs, num_envs=num_envs, steps=steps)
 
 
-def policy_act_cost(
-    batch: int,
-    hidden: tuple[int, ...],
-    iters: int,
-    threads: int | None = None,
-    warmup: int = 20,
-    repeats: int = 5,
-) -> dict:
-    """Time numpy obs -> MLP logits -> sampled numpy actions under inference_mode, µs/sample."""
-    with torch_threads(threads) as used:
-        torch.manual_seed(0)
-        body = _mlp(hidden)
-        head = nn.Linear(hidden[-1], N_ACTIONS)
-        obs = np.random.default_rng(0).standard_normal((batch, OBS_DIM)).astype(np.float32)
-
-        def step() -> np.ndarray:
-            logits = head(body(torch.from_numpy(obs)))
-            probs = torch.softmax(logits, dim=-1)
-            return torch.multinomial(probs, 1).squeeze(-1).numpy()
-
-        with torch.inference_mode():
-            per_call = _time_per_call(step, iters, warmup, repeats)
-    return _result(per_call, batch, batch=batch, hidden=tuple(hidden), threads=used, iters=iters)
+def policy_act_cost(policy: pgrad.Policy, batch: int, iters: int, warmup: int = 20,
+                    repeats: int = 5) -> dict[str, Any]:
+    """Time ``policy.to_env(policy.sample(obs))`` on NumPy observations, µs per sample."""
+    rng = np.random.default_rng(0)
+    obs = (0.05 * rng.standard_normal((batch, policy.obs_dim))).astype(np.float32)
+    with torch.inference_mode():
+        per_call = _time_per_call(lambda: policy.to_env(policy.sample(obs)),
+                                  iters, warmup, repeats)
+    return _result(per_call, batch, batch=batch, iters=iters, threads=torch.get_num_threads())
 
 
-def policy_update_cost(
-    batch: int,
-    hidden: tuple[int, ...],
-    iters: int,
-    threads: int | None = None,
-    warmup: int = 3,
-    repeats: int = 5,
-) -> dict:
-    """Time one actor-critic REINFORCE update (forward, loss, backward, Adam), µs/sample."""
-    with torch_threads(threads) as used:
-        torch.manual_seed(0)
-        body = _mlp(hidden)
-        policy_head = nn.Linear(hidden[-1], N_ACTIONS)
-        value_head = nn.Linear(hidden[-1], 1)
-        params = [*body.parameters(), *policy_head.parameters(), *value_head.parameters()]
-        optimizer = torch.optim.Adam(params, lr=3e-4)
-        obs = torch.randn(batch, OBS_DIM)
-        actions = torch.randint(0, N_ACTIONS, (batch,))
-        returns = torch.randn(batch)
+def policy_update_cost(policy: pgrad.Policy, config: pgrad.Config, batch: int, iters: int,
+                       warmup: int = 3, repeats: int = 5) -> dict[str, Any]:
+    """Time one update's forward, loss, backward, clipping and Adam step, µs per sample."""
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    gen = torch.Generator().manual_seed(0)
+    obs = 0.05 * torch.randn(batch, policy.obs_dim, generator=gen)
+    actions = torch.randint(0, 2, (batch,), generator=gen)
+    returns = 50 * torch.rand(batch, generator=gen)
 
-        def step() -> None:
-            features = body(obs)
-            log_probs = torch.log_softmax(policy_head(features), dim=-1)
-            log_prob = log_probs.gather(1, actions.unsqueeze(1)).squeeze(1)
-            values = value_head(features).squeeze(1)
-            adv = returns - values.detach()
-            loss = -(log_prob * adv).mean() + 0.5 * nn.functional.mse_loss(values, returns)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    def step() -> None:
+        log_probs, entropy, values = policy.evaluate_actions(obs, actions)
+        losses = pgrad.reinforce_loss(
+            log_probs, returns, values, entropy, vf_coef=config.vf_coef,
+            ent_coef=config.ent_coef, normalize_advantages=config.normalize_advantages)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+        optimizer.step()
 
-        per_call = _time_per_call(step, iters, warmup, repeats)
-    return _result(per_call, batch, batch=batch, hidden=tuple(hidden), threads=used, iters=iters)
+    per_call = _time_per_call(step, iters, warmup, repeats)
+    return _result(per_call, batch, batch=batch, iters=iters, threads=torch.get_num_threads())
 
 
 def _iters_for(batch: int, samples: int, lo: int, hi: int) -> int:
@@ -153,62 +136,48 @@ def _iters_for(batch: int, samples: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, samples // batch))
 
 
-def limit(
-    num_envs: int,
-    update_batch: int,
-    hidden: tuple[int, ...],
-    thread_counts: Sequence[int] = THREAD_COUNTS,
-) -> dict:
-    """Samples/s ceiling = 1e6 / (env_us + act_us + update_us), for each torch thread count.
+def limit(num_envs: int, update_batch: int, config: pgrad.Config | None = None,
+          threads: int | None = 1, scale: float = 1.0) -> dict[str, Any]:
+    """Samples/s ceiling = 1e6 / (env_us + act_us + update_us) for ``config``'s network.
 
-    The acting batch is ``num_envs``. Top-level keys describe the fastest thread
-    count; ``by_threads`` holds the measurement for every count tried.
+    Acting is timed at a batch of ``num_envs``, the update at ``update_batch`` samples;
+    ``scale`` shrinks the number of timed calls (for smoke runs).
     """
-    env = env_step_cost(num_envs, _iters_for(num_envs, 200_000, 500, 5_000))
-    act_iters = _iters_for(num_envs, 200_000, 50, 2_000)
-    update_iters = _iters_for(update_batch, 500_000, 10, 200)
-    by_threads: dict[int, dict] = {}
-    for threads in thread_counts:
-        act = policy_act_cost(num_envs, hidden, act_iters, threads)
-        update = policy_update_cost(update_batch, hidden, update_iters, threads)
-        total_us = env["us_per_sample"] + act["us_per_sample"] + update["us_per_sample"]
-        by_threads[act["threads"]] = {
-            "threads": act["threads"],
-            "act_us": act["us_per_sample"],
-            "update_us": update["us_per_sample"],
-            "total_us": total_us,
-            "samples_per_s": 1e6 / total_us,
-        }
-    best = max(by_threads.values(), key=lambda r: r["samples_per_s"])
+    config = config or pgrad.Config()
+    with torch_threads(threads) as used:
+        env = env_step_cost(num_envs, _iters_for(num_envs, int(scale * 300_000), 200, 5_000))
+        policy = make_default_policy(config)
+        act = policy_act_cost(policy, num_envs,
+                              _iters_for(num_envs, int(scale * 200_000), 50, 2_000))
+        update = policy_update_cost(policy, config, update_batch,
+                                    _iters_for(update_batch, int(scale * 500_000), 5, 200))
+    total_us = env["us_per_sample"] + act["us_per_sample"] + update["us_per_sample"]
     return {
         "num_envs": num_envs,
         "update_batch": update_batch,
-        "hidden": tuple(hidden),
+        "threads": used,
+        "hidden_sizes": list(config.hidden_sizes),
+        "value_net": config.value_net if config.baseline else None,
+        "parameters": sum(p.numel() for p in policy.parameters()),
         "env_us": env["us_per_sample"],
-        **best,
-        "by_threads": by_threads,
+        "act_us": act["us_per_sample"],
+        "update_us": update["us_per_sample"],
+        "total_us": total_us,
+        "samples_per_s": 1e6 / total_us,
     }
 
 
-def main() -> None:
-    """Print the per-piece costs and the ceiling for a few env counts and widths."""
-    update_batch = 16_384
-    print(f"CartPole-v1 ceiling, update batch {update_batch}, torch {torch.__version__}")
-    print(
-        f"{'envs':>5} {'hidden':>10} {'thr':>3} {'env_us':>8} "
-        f"{'act_us':>8} {'upd_us':>8} {'samples/s':>11}"
-    )
-    for hidden in ((64, 64), (128, 128)):
-        for num_envs in (1, 16, 256):
-            result = limit(num_envs, update_batch, hidden)
-            for threads, row in result["by_threads"].items():
-                mark = "*" if threads == result["threads"] else " "
-                print(
-                    f"{num_envs:>5} {str(hidden):>10} {threads:>3} {result['env_us']:>8.2f} "
-                    f"{row['act_us']:>8.2f} {row['update_us']:>8.2f} "
-                    f"{row['samples_per_s']:>10.0f}{mark}"
-                )
-    print("* = faster thread count for that row")
+def main(env_counts: Sequence[int] = (1, 16, 256), thread_counts: Sequence[int] = (1, 2),
+         update_batch: int = 16_384) -> None:
+    """Print the per-piece costs and the ceiling for a few env and thread counts."""
+    print(f"{ENV_ID} ceiling with pgrad's default policy, update batch {update_batch}, "
+          f"torch {torch.__version__}")
+    print(f"{'envs':>5} {'thr':>3} {'env_us':>8} {'act_us':>8} {'upd_us':>8} {'samples/s':>11}")
+    for num_envs in env_counts:
+        for threads in thread_counts:
+            r = limit(num_envs, update_batch, threads=threads)
+            print(f"{num_envs:>5} {r['threads']:>3} {r['env_us']:>8.2f} {r['act_us']:>8.2f} "
+                  f"{r['update_us']:>8.2f} {r['samples_per_s']:>11.0f}")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ class Config:
     value_net: str = field(default="separate", metadata=_help(
         "Baseline network: 'separate' (its own MLP of the same size) or 'shared' (a value "
         "head on the policy's backbone, the tutorial's design; learns worse on raw returns)."))
-    hidden_sizes: tuple[int, ...] = field(default=(128, 128), metadata=_help(
-        "Hidden layer widths of the MLP."))
+    hidden_sizes: tuple[int, ...] = field(default=(64, 64), metadata=_help(
+        "Hidden layer widths of the MLP (the tutorial's is 128 128; 64 64 learns CartPole "
+        "as well and trains twice as fast)."))
     activation: str = field(default="tanh", metadata=_help(
         f"Hidden activation: {', '.join(ACTIVATIONS)}."))
     learning_rate: float = field(default=1e-2, metadata=_help("Adam learning rate."))

@@ -155,15 +155,23 @@ class Collector:
         self.steps += batch.num_steps
         return batch
 
-    def _step(self, t: int, active: np.ndarray) -> np.ndarray:
-        """Act at row ``t`` in every env; ``active`` marks whose step is learned from.
-        Returns whether each env's episode ended at this step."""
+    def _step(self, t: int, active: np.ndarray, acting: np.ndarray | None = None) -> np.ndarray:
+        """Step every env at row ``t``; ``active`` marks whose step is learned from.
+
+        The policy acts for every env, or only for the envs indexed by ``acting`` (the
+        others keep whatever action their row held: their steps are not learned from).
+        Returns whether each env's episode ended at this step.
+        """
         bufs = self._buffers.arrays
         obs = self._obs
         assert obs is not None
         bufs["obs"][t] = obs
-        actions = self.policy.sample(obs)
-        bufs["actions"][t] = actions.cpu().numpy()
+        if acting is None:
+            actions = self.policy.sample(obs)
+            bufs["actions"][t] = actions.cpu().numpy()
+        else:
+            bufs["actions"][t][acting] = self.policy.sample(obs[acting]).cpu().numpy()
+            actions = self._buffers.tensors["actions"][t]
         obs, rewards, terminated, truncated, _ = self.envs.step(self.policy.to_env(actions))
         self._obs = obs
         bufs["rewards"][t] = rewards
@@ -197,7 +205,10 @@ class Collector:
         while active.any() or rejoining.any():
             if t == self._buffers.capacity:
                 self._buffers.resize(2 * t)
-            done = self._step(t, active)
+            # Once many envs idle, act only for those that count (idle steps are not learned
+            # from, and a smaller forward pass is cheaper).
+            acting = None if active.sum() > 0.75 * self.num_envs else np.flatnonzero(active)
+            done = self._step(t, active, acting)
             ended = np.flatnonzero(active & done)
             next_active = (active & ~done) | rejoining
             rejoining[:] = False
