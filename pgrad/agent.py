@@ -24,10 +24,11 @@ import torch
 
 from pgrad import checkpoint
 from pgrad.config import Config
-from pgrad.envs import EnvSource, check_env_id, make_env, make_vec_env
+from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
 from pgrad.errors import PgradError
 from pgrad.losses import reinforce_loss
 from pgrad.policies import Policy, make_policy
+from pgrad.presets import preset
 from pgrad.returns import discounted_returns
 from pgrad.rollout import Batch, Collector
 
@@ -53,7 +54,8 @@ class Reinforce:
     Args:
         env: a registered Gymnasium id (``"CartPole-v1"``) or a callable returning a
             ``gymnasium.Env``; None only when loading a checkpoint for prediction.
-        config: a :class:`Config`; or give its fields as keyword arguments.
+        config: a :class:`Config`; or give its fields as keyword arguments, which then
+            override the env's tuned preset (:mod:`pgrad.presets`) and the defaults.
     """
 
     def __init__(self, env: EnvSource | None = "CartPole-v1", config: Config | None = None,
@@ -61,7 +63,7 @@ class Reinforce:
                  **kwargs: Any) -> None:
         if config is None:
             env_id = env if isinstance(env, str) else None
-            config = Config(env_id=env_id, **kwargs)
+            config = Config(env_id=env_id, **{**preset(env_id), **kwargs})
         elif kwargs:
             config = Config.from_dict({**config.to_dict(), **kwargs})
         self.config = config
@@ -74,10 +76,15 @@ class Reinforce:
                 raise PgradError("give an environment id or a callable that makes one")
             _spaces = _probe_spaces(env)
         self.observation_space, self.action_space = _spaces
-        torch.manual_seed(config.seed)
-        self.policy: Policy = make_policy(
-            self.observation_space, self.action_space, **config.policy_kwargs
-        ).to(self.device)
+        # The agent's randomness is its own: weights drawn from the seed without touching
+        # torch's global stream, actions from a generator of its own.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.policy: Policy = make_policy(
+                self.observation_space, self.action_space, **config.policy_kwargs
+            ).to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
         self.num_timesteps = 0
         self.num_updates = 0
@@ -92,10 +99,10 @@ class Reinforce:
                 raise PgradError("this agent has no environment; pass env= to load() to train")
             cfg = self.config
             envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization)
-            _check_spaces(envs, self.observation_space, self.action_space)
+            check_spaces(envs, self.observation_space, self.action_space)
             envs.action_space.seed(cfg.seed)
             self.collector = Collector(
-                envs, self.policy, seed=cfg.seed,
+                envs, self.policy, seed=cfg.seed, generator=self.generator,
                 episodes=None if cfg.n_steps else cfg.batch_episodes, n_steps=cfg.n_steps)
         return self.collector
 
@@ -108,6 +115,8 @@ class Reinforce:
         rewards = batch.rewards.to(self.device)
         terminated = batch.terminated.to(self.device)
         truncated = batch.truncated.to(self.device)
+        if not cfg.bootstrap_truncated:  # the time limit is part of the task: an end
+            terminated = terminated | truncated
 
         next_values = None
         if policy.has_baseline:
@@ -203,14 +212,6 @@ def _probe_spaces(env: EnvSource) -> tuple[gym.Space, gym.Space]:
         return probe.observation_space, probe.action_space
     finally:
         probe.close()
-
-
-def _check_spaces(envs: Any, obs_space: gym.Space, act_space: gym.Space) -> None:
-    if envs.single_observation_space != obs_space or envs.single_action_space != act_space:
-        envs.close()
-        raise PgradError(
-            f"the environment's spaces ({envs.single_observation_space}, "
-            f"{envs.single_action_space}) differ from the agent's ({obs_space}, {act_space})")
 
 
 def _last_row(valid: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ Layout of the file:
 
 * tensors ``policy.<name>``: the policy's ``state_dict``;
 * tensors ``optim.<param index>.<key>``: Adam's per-parameter state;
+* tensor ``agent.generator``: the state of the agent's action-sampling generator;
 * metadata ``pgrad``: a JSON document with the format version, the :class:`Config`, the
   observation and action spaces (as plain data), Adam's hyper-parameters and the counters.
 
@@ -84,6 +85,7 @@ def save(path: str | Path, agent: Reinforce) -> Path:
 
     tensors = {f"policy.{k}": v.detach().cpu().contiguous()
                for k, v in agent.policy.state_dict().items()}
+    tensors["agent.generator"] = agent.generator.get_state()
     optim = agent.optimizer.state_dict()
     optim_state: dict[str, dict[str, Any]] = {}
     for index, state in optim["state"].items():
@@ -206,6 +208,12 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
         raise PgradError(f"{path}: optimizer state does not match the model "
                          f"({_first_line(e)})") from e
     agent.num_timesteps, agent.num_updates = counters
+    if "agent.generator" in tensors:
+        try:
+            agent.generator.set_state(tensors["agent.generator"])
+        except RuntimeError as e:
+            raise PgradError(f"{path}: random generator state is malformed "
+                             f"({_first_line(e)})") from e
     return agent
 
 

@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                        help="write TensorBoard event files to the run directory (default: on)")
     _add_config_options(train)
+    train.epilog = ("Defaults shown are pgrad.Config's; an env with a tuned preset "
+                    "(pgrad/presets.py) starts from it instead. Options given here always win.")
 
     ev = sub.add_parser("eval", help="evaluate a trained agent",
                         description="Play a trained agent and print its mean ± std return.")

@@ -58,6 +58,10 @@ class Config:
         "actor-critic estimator, not Monte-Carlo REINFORCE). Needs baseline."))
     baseline: bool = field(default=True, metadata=_help(
         "Learn a value baseline V(s) and use the advantage G - V(s)."))
+    bootstrap_truncated: bool = field(default=True, metadata=_help(
+        "Estimate the future after a time-limit truncation as γ V(s') (the limit is an "
+        "artificial cut of an endless task); off: the episode ends there (the limit is part "
+        "of the task, as in the tutorial's 50-step walk). Needs baseline to matter."))
     value_net: str = field(default="separate", metadata=_help(
         "Baseline network: 'separate' (its own MLP of the same size) or 'shared' (a value "
         "head on the policy's backbone, the tutorial's design; learns worse on raw returns)."))

@@ -27,6 +27,7 @@ __all__ = [
     "LineWalkEnv",
     "LineWalkVectorEnv",
     "check_env_id",
+    "check_spaces",
     "make_env",
     "make_vec_env",
     "register_envs",
@@ -119,7 +120,7 @@ class LineWalkVectorEnv(VectorEnv):
         terminated[reset] = False
         truncated[reset] = False
         self.prev_done = terminated | truncated
-        return self._obs(), reward.astype(np.float32), terminated, truncated, {}
+        return self._obs(), reward, terminated, truncated, {}
 
 
 def register_envs() -> None:
@@ -144,6 +145,17 @@ def check_env_id(env_id: str) -> None:
         "; see gymnasium.pprint_registry() for the registered ids"
     )
     raise PgradError(f"unknown environment id {env_id!r}{hint}")
+
+
+def check_spaces(envs: VectorEnv, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Close ``envs`` and raise a PgradError unless its spaces are the ones given."""
+    if (envs.single_observation_space != observation_space
+            or envs.single_action_space != action_space):
+        envs.close()
+        raise PgradError(
+            f"the environment's spaces ({envs.single_observation_space}, "
+            f"{envs.single_action_space}) differ from the agent's ({observation_space}, "
+            f"{action_space})")
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:

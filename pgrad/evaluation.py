@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from pgrad.envs import EnvSource, make_vec_env
+from pgrad.envs import EnvSource, check_spaces, make_vec_env
 from pgrad.errors import PgradError
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10,
     if source is None:
         raise PgradError("no environment to evaluate in: pass env=")
     envs = make_vec_env(source, min(num_envs, episodes), vectorization)
+    check_spaces(envs, agent.observation_space, agent.action_space)
     n = envs.num_envs
     returns: list[list[float]] = [[] for _ in range(n)]
     lengths: list[list[int]] = [[] for _ in range(n)]
@@ -64,11 +65,14 @@ def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10,
     ep_length = np.zeros(n, dtype=np.int64)
     quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)  # episodes per env
     obs, _ = envs.reset(seed=seed)
+    generator = None
+    if seed is not None:  # stochastic evaluation repeats exactly under a seed
+        generator = torch.Generator(device=agent.policy.device).manual_seed(seed)
     prev_done = np.zeros(n, dtype=bool)
     try:
         with torch.inference_mode():
             while any(len(r) < q for r, q in zip(returns, quota, strict=True)):
-                actions = agent.policy.sample(obs, deterministic)
+                actions = agent.policy.sample(obs, deterministic, generator)
                 obs, rewards, terminated, truncated, _ = envs.step(agent.policy.to_env(actions))
                 live = ~prev_done
                 ep_return += np.where(live, rewards, 0.0)

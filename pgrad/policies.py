@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
+from pgrad.errors import PgradError
 from pgrad.networks import init_layer, mlp
 
 __all__ = [
@@ -43,7 +44,7 @@ SUPPORTED_SPACES = {
 VALUE_NETS = ("shared", "separate")
 
 
-class UnsupportedSpaceError(ValueError):
+class UnsupportedSpaceError(PgradError):
     """A Gymnasium space that no pgrad policy handles."""
 
 
@@ -106,7 +107,7 @@ class Policy(nn.Module):
         obs_t = torch.as_tensor(obs, device=self.device)
         if self._one_hot:
             return nn.functional.one_hot(obs_t.long() - self._obs_start, self.obs_dim).float()
-        return obs_t.reshape(obs_t.shape[0], -1).float()
+        return obs_t.reshape(obs_t.shape[0], self.obs_dim).float()
 
     def _values(self, x: Tensor, features: Tensor | None = None) -> Tensor | None:
         """V(s) ``[B]`` from preprocessed obs ``x`` (and the policy's backbone features)."""
@@ -121,8 +122,8 @@ class Policy(nn.Module):
     def _distribution(self, features: Tensor) -> Distribution:
         raise NotImplementedError
 
-    def _sample(self, features: Tensor) -> Tensor:
-        return self._distribution(features).sample()
+    def _sample(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
 
     def _mode(self, features: Tensor) -> Tensor:
         raise NotImplementedError
@@ -156,10 +157,15 @@ class Policy(nn.Module):
         actions = self._mode_of(dist) if deterministic else dist.sample()
         return actions, dist.log_prob(actions)
 
-    def sample(self, obs: Tensor | np.ndarray, deterministic: bool = False) -> Tensor:
-        """Actions only: the rollout's fast path (no log-prob, no distribution object)."""
+    def sample(self, obs: Tensor | np.ndarray, deterministic: bool = False,
+               generator: torch.Generator | None = None) -> Tensor:
+        """Actions only: the rollout's fast path (no log-prob, no distribution object).
+
+        ``generator`` (on the policy's device) makes the draw independent of torch's global
+        random stream; by default the global stream is used, as ``act`` does.
+        """
         features = self.backbone(self.preprocess(obs))
-        return self._mode(features) if deterministic else self._sample(features)
+        return self._mode(features) if deterministic else self._sample(features, generator)
 
     def evaluate_actions(
         self, obs: Tensor, actions: Tensor
@@ -173,7 +179,7 @@ class Policy(nn.Module):
 
     def to_env(self, actions: Tensor) -> np.ndarray:
         """Actions as the environment takes them (a NumPy array on the CPU)."""
-        return actions.cpu().numpy()
+        return actions.detach().cpu().numpy()
 
 
 class CategoricalPolicy(Policy):
@@ -191,11 +197,12 @@ class CategoricalPolicy(Policy):
     def _distribution(self, features: Tensor) -> Distribution:
         return Categorical(logits=self.logits_head(features), validate_args=False)
 
-    def _sample(self, features: Tensor) -> Tensor:
+    def _sample(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
         # Gumbel-max: argmax(logits + G), G = −log(E), E ~ Exp(1), is an exact draw from
         # softmax(logits), and cheaper than torch.multinomial for small batches.
         logits = self.logits_head(features)
-        return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
+        noise = torch.empty_like(logits).exponential_(generator=generator)
+        return (logits - noise.log()).argmax(dim=-1)
 
     def _mode(self, features: Tensor) -> Tensor:
         return self.logits_head(features).argmax(dim=-1)
@@ -205,7 +212,7 @@ class CategoricalPolicy(Policy):
         return dist.logits.argmax(dim=-1)
 
     def to_env(self, actions: Tensor) -> np.ndarray:
-        env_actions = actions.cpu().numpy()
+        env_actions = actions.detach().cpu().numpy()
         return env_actions + self.action_start if self.action_start else env_actions
 
 
@@ -270,9 +277,11 @@ class GaussianPolicy(Policy):
             validate_args=False,
         )
 
-    def _sample(self, features: Tensor) -> Tensor:
+    def _sample(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
         mean, std = self._mean_std(features)
-        return (mean + std * torch.randn_like(mean)).reshape(mean.shape[0], *self.action_shape)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype,
+                            device=mean.device)
+        return (mean + std * noise).reshape(mean.shape[0], *self.action_shape)
 
     def _mode(self, features: Tensor) -> Tensor:
         return self.mean_head(features).reshape(features.shape[0], *self.action_shape)
@@ -283,7 +292,8 @@ class GaussianPolicy(Policy):
     def to_env(self, actions: Tensor) -> np.ndarray:
         low = self.low.to(actions.device)
         high = self.high.to(actions.device)
-        return torch.clamp(actions, low, high).cpu().numpy().astype(self.action_space.dtype)
+        clipped = torch.clamp(actions.detach(), low, high)
+        return clipped.cpu().numpy().astype(self.action_space.dtype)
 
 
 def make_policy(

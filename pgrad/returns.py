@@ -75,7 +75,7 @@ def discounted_returns(
     cut &= ~term
 
     # G_t = a_t + c_t G_{t+1}: a_t holds the reward and any bootstrap, c_t the carry.
-    carry = torch.where(term | cut, 0.0, gamma).to(rewards.dtype)
+    carry = torch.full_like(rewards, gamma).masked_fill_(term | cut, 0.0)
     offset = rewards
     if next_values is not None:
         if next_values.shape != rewards.shape:

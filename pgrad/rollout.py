@@ -102,13 +102,14 @@ class _Buffers:
 class Collector:
     """Plays a policy in a vector env and fills :class:`Batch` es.
 
-    Keeps the episode statistics of finished valid episodes: ``episode_returns`` and
+    Actions are drawn with ``generator`` (default: torch's global stream). Keeps the
+    episode statistics of finished valid episodes: ``episode_returns`` and
     ``episode_lengths`` hold the last ``stats_window`` of them, ``episodes`` counts all.
     """
 
     def __init__(self, envs: VectorEnv, policy: Policy, *, episodes: int | None = None,
                  n_steps: int | None = None, seed: int | None = None,
-                 stats_window: int = 100) -> None:
+                 generator: torch.Generator | None = None, stats_window: int = 100) -> None:
         if (episodes is None) == (n_steps is None):
             raise ValueError("give exactly one of episodes and n_steps")
         self.envs = envs
@@ -124,6 +125,7 @@ class Collector:
             torch.int64 if np.issubdtype(act_space.dtype, np.integer) else torch.float32,
         )
         self._seed = seed
+        self.generator = generator
         self._obs: np.ndarray | None = None
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._ep_return = np.zeros(self.num_envs)
@@ -167,10 +169,12 @@ class Collector:
         assert obs is not None
         bufs["obs"][t] = obs
         if acting is None:
-            actions = self.policy.sample(obs)
+            actions = self.policy.sample(obs, generator=self.generator)
             bufs["actions"][t] = actions.cpu().numpy()
         else:
-            bufs["actions"][t][acting] = self.policy.sample(obs[acting]).cpu().numpy()
+            if acting.size:
+                actions = self.policy.sample(obs[acting], generator=self.generator)
+                bufs["actions"][t][acting] = actions.cpu().numpy()
             actions = self._buffers.tensors["actions"][t]
         obs, rewards, terminated, truncated, _ = self.envs.step(self.policy.to_env(actions))
         self._obs = obs

@@ -1,0 +1,27 @@
+"""Settings tuned per environment, applied under the user's own settings.
+
+``pgrad.Reinforce("pgrad/LineWalk-v0")`` and ``pgrad train pgrad/LineWalk-v0`` start from the
+:class:`pgrad.Config` defaults, then this table's entry for the env id, then whatever the
+user gave explicitly (which always wins). The resolved settings are saved with every run
+(``config.json``) and checkpoint. Each entry says why it differs from the defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PRESETS", "preset"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The Config defaults are tuned on CartPole-v1 (benchmarks/cartpole.py).
+    "CartPole-v1": {},
+    # The tutorial ends each walk after 50 steps and learns from it as a finished episode.
+    # Bootstrapped instead, 50 steps of +0.01 are worth 0.01 / (1 - 0.99) = 1.0 ≈ the goal's
+    # 0.9996, and the agent has no reason to walk to the goal.
+    "pgrad/LineWalk-v0": {"bootstrap_truncated": False},
+}
+
+
+def preset(env_id: str | None) -> dict[str, Any]:
+    """The tuned settings for ``env_id`` (empty when there are none)."""
+    return dict(PRESETS.get(env_id or "", {}))

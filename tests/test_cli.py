@@ -1,0 +1,215 @@
+"""pgrad.cli: ``pgrad train`` / ``pgrad eval`` write what they promise and fail in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgrad.cli import main
+from pgrad.config import Config
+from pgrad.envs import LINEWALK_ID
+from pgrad.presets import preset
+
+TRAIN_FLAGS = ["--total-timesteps", "--stop-return", "--out", "--progress", "--no-progress",
+               "--tensorboard", "--no-tensorboard", "--lr"]
+EVAL_FLAGS = ["--episodes", "--env", "--seed", "--deterministic", "--no-deterministic",
+              "--device", "--json"]
+
+
+def run_pgrad(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pgrad", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def config_flags() -> list[str]:
+    flags = []
+    for f in dataclasses.fields(Config):
+        if f.name != "env_id":
+            flags.append("--" + f.name.replace("_", "-"))
+            if f.type == "bool":
+                flags.append("--no-" + f.name.replace("_", "-"))
+    return flags
+
+
+def assert_one_line_error(capsys, code: int) -> str:
+    out = capsys.readouterr()
+    assert code == 2
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1, out.err
+    assert "Traceback" not in out.err and "error" in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A LineWalk run trained in-process."""
+    path = tmp_path_factory.mktemp("cli") / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["train", LINEWALK_ID, "--total-timesteps", "2000", "--out", str(path),
+                     "--no-progress", "--num-envs", "8", "--batch-episodes", "8",
+                     "--hidden-sizes", "16", "16", "--seed", "3"])
+    assert code == 0
+    return path
+
+
+# ---------------------------------------------------------------- smoke tests (subprocess)
+def test_train_subprocess_writes_the_run_directory(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_pgrad("train", LINEWALK_ID, "--total-timesteps", "3000", "--out", str(out),
+                     "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert f"run directory: {out}" in proc.stdout
+    assert (out / "config.json").is_file()
+    assert (out / "model.safetensors").is_file()
+    assert list(out.glob("events.out.tfevents*"))
+    with open(out / "progress.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows
+    assert {"step", "rollout/ep_return_mean", "train/loss_policy", "time/sps"} <= set(rows[0])
+    assert int(rows[-1]["step"]) >= 3000
+    assert json.loads((out / "config.json").read_text())["env_id"] == LINEWALK_ID
+
+
+def test_unknown_env_subprocess_fails_in_one_line() -> None:
+    proc = run_pgrad("train", "CartPole-v9", "--total-timesteps", "10")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "CartPole-v9" in lines[0] and "CartPole-v1" in lines[0]
+
+
+# ---------------------------------------------------------------- train (in-process)
+def test_train_writes_config_and_reports(run_dir: Path) -> None:
+    config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    assert config == Config(env_id=LINEWALK_ID, num_envs=8, batch_episodes=8,
+                            hidden_sizes=(16, 16), seed=3, **preset(LINEWALK_ID))
+    assert config.bootstrap_truncated is False  # LineWalk's preset
+    assert (run_dir / "model.safetensors").is_file()
+
+
+def test_train_prints_the_run_directory(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    code = main(["train", LINEWALK_ID, "--total-timesteps", "100", "--out", str(out),
+                 "--no-progress", "--no-tensorboard", "--num-envs", "2",
+                 "--batch-episodes", "2", "--stop-return", "5"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert f"run directory: {out}" in stdout
+    assert "stop return 5 not reached" in stdout
+    assert not list(out.glob("events.out.tfevents*"))
+
+
+def test_train_refuses_to_overwrite_a_run(run_dir: Path, capsys) -> None:
+    code = main(["train", LINEWALK_ID, "--total-timesteps", "10", "--out", str(run_dir),
+                 "--no-progress"])
+    assert "already" in assert_one_line_error(capsys, code)
+
+
+def test_train_options_reach_the_config(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    code = main(["train", LINEWALK_ID, "--total-timesteps", "50", "--out", str(out),
+                 "--no-progress", "--no-tensorboard", "--lr", "0.02", "--no-baseline",
+                 "--gamma", "0.5", "--max-grad-norm", "none", "--num-envs", "2",
+                 "--batch-episodes", "3", "--activation", "relu"])
+    assert code == 0, capsys.readouterr().err
+    config = json.loads((out / "config.json").read_text())
+    assert config["learning_rate"] == 0.02 and config["baseline"] is False
+    assert config["gamma"] == 0.5 and config["max_grad_norm"] is None
+    assert config["batch_episodes"] == 3 and config["activation"] == "relu"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--lr", "-1"], ["--num-envs", "0"], ["--gamma", "2"], ["--total-timesteps", "0"],
+     ["--n-steps", "8", "--no-baseline"], ["--vectorization", "threads"],
+     ["--device", "tpu"], ["--hidden-sizes", "0"]],
+    ids=["lr", "num-envs", "gamma", "timesteps", "n-steps", "vectorization", "device",
+         "hidden-sizes"],
+)
+def test_invalid_values_fail_in_one_line(args: list[str], tmp_path: Path, capsys) -> None:
+    code = main(["train", LINEWALK_ID, "--out", str(tmp_path / "run"), "--no-progress", *args])
+    assert_one_line_error(capsys, code)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("args", [["--num-envs", "abc"], ["--gamma"], ["--bogus", "1"]])
+def test_unparsable_arguments_fail_in_one_line(args: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["train", LINEWALK_ID, *args])
+    assert_one_line_error(capsys, info.value.code)
+
+
+def test_unknown_env_fails_in_one_line(capsys) -> None:
+    line = assert_one_line_error(capsys, main(["train", "CartPole-v9"]))
+    assert "CartPole-v1" in line
+
+
+def test_unsupported_env_fails_in_one_line(capsys) -> None:
+    """Blackjack-v1 observes a Tuple space, which no pgrad policy handles."""
+    line = assert_one_line_error(capsys, main(["train", "Blackjack-v1", "--total-timesteps",
+                                               "10", "--no-progress"]))
+    assert "Tuple" in line
+
+
+# ---------------------------------------------------------------- eval
+def test_eval_json(run_dir: Path, capsys) -> None:
+    code = main(["eval", str(run_dir), "--json", "--episodes", "5"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 5 and len(result["returns"]) == 5
+    assert result["mean"] == pytest.approx(sum(result["returns"]) / 5)
+    assert result["std"] >= 0
+
+
+def test_eval_text(run_dir: Path, capsys) -> None:
+    code = main(["eval", str(run_dir / "model.safetensors"), "--episodes", "3",
+                 "--no-deterministic"])
+    assert code == 0
+    assert "over 3 episodes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["missing-dir"], ["RUN", "--episodes", "0"], ["RUN", "--env", "CartPole-v9"],
+     ["RUN", "--env", "Acrobot-v1"]],
+    ids=["missing", "zero-episodes", "unknown-env", "other-spaces"],
+)
+def test_eval_errors_fail_in_one_line(args: list[str], run_dir: Path, tmp_path: Path,
+                                      capsys) -> None:
+    args = [str(run_dir) if a == "RUN" else a for a in args]
+    if args[0] == "missing-dir":
+        args[0] = str(tmp_path / "missing")
+    assert_one_line_error(capsys, main(["eval", *args]))
+
+
+# ---------------------------------------------------------------- help
+def help_text(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_top_level_help_names_the_commands(capsys) -> None:
+    text = help_text(["--help"], capsys)
+    assert "train" in text and "eval" in text
+
+
+def test_train_help_mentions_every_option(capsys) -> None:
+    text = help_text(["train", "--help"], capsys)
+    missing = [flag for flag in config_flags() + TRAIN_FLAGS if flag not in text]
+    assert missing == []
+    assert "env_id" in text
+
+
+def test_eval_help_mentions_every_option(capsys) -> None:
+    text = help_text(["eval", "--help"], capsys)
+    assert [flag for flag in EVAL_FLAGS if flag not in text] == []
