@@ -4,7 +4,8 @@ Layout of the file:
 
 * tensors ``policy.<name>``: the policy's ``state_dict``;
 * tensors ``optim.<param index>.<key>``: Adam's per-parameter state;
-* tensor ``agent.generator``: the state of the agent's action-sampling generator;
+* tensor ``agent.generator``: the state of the agent's action-sampling generator (restored
+  when the agent is loaded onto the same device type);
 * metadata ``pgrad``: a JSON document with the format version, the :class:`Config`, the
   observation and action spaces (as plain data), Adam's hyper-parameters and the counters.
 
@@ -105,6 +106,7 @@ def save(path: str | Path, agent: Reinforce) -> Path:
         "optimizer": {"param_groups": optim["param_groups"], "state": optim_state},
         "num_timesteps": agent.num_timesteps,
         "num_updates": agent.num_updates,
+        "generator_device": agent.generator.device.type,
         "torch_version": torch.__version__,
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -208,7 +210,9 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
         raise PgradError(f"{path}: optimizer state does not match the model "
                          f"({_first_line(e)})") from e
     agent.num_timesteps, agent.num_updates = counters
-    if "agent.generator" in tensors:
+    # A generator's state only fits a generator of the same device type; an agent loaded
+    # onto another device keeps the generator seeded from config.seed.
+    if "agent.generator" in tensors and meta.get("generator_device") == agent.device.type:
         try:
             agent.generator.set_state(tensors["agent.generator"])
         except RuntimeError as e:
