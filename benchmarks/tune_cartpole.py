@@ -329,12 +329,13 @@ def _compile_section(c: dict[str, Any]) -> list[str]:
                  f"{c['update_16k_compiled_us'] / 1e3:.2f} ms",
                  f"{c['update_compile_s']:.2f} s",
                  f"{c['update_recompile_s']:.2f} s (15,000 samples)"]]), "",
-        f"- Graphs compiled: {c['act_graphs']} for acting (the generator argument of "
-        "`exponential_` breaks the graph: the network is compiled, the Gumbel draw runs "
-        f"eagerly), {c['update_graphs']} for the update. Batch sizes vary in training (whole-"
-        "episode batches act only for the still-counted envs at the end, and every update "
-        "has a different number of samples), so the second size always recompiles, "
-        "with dynamic shapes.",
+        f"- Graphs compiled: {c['act_graphs']} for acting, {c['update_graphs']} for the "
+        "update, static for the first batch size, dynamic from the second (the generator "
+        "argument of `exponential_` is a graph break: the network is compiled, the Gumbel "
+        "draw runs eagerly). Batch sizes vary in training (whole-episode batches act only "
+        "for the still-counted envs at the end, and every update has its own number of "
+        "samples), so a run always pays the recompile. The first compile in a process also "
+        "pays inductor's start-up.",
         f"- `torch.compile(policy.sample)` called exactly as the rollout calls it (NumPy "
         f"observations, `inference_mode`): {c['act_numpy']}.",
         f"- `nn.Module.compile()` (in place) on a small MLP captured "
