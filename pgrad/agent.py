@@ -171,10 +171,17 @@ class Reinforce:
 
     # ------------------------------------------------------------------ inference
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Action(s) for one observation (shape of the observation space) or a batch."""
-        obs_arr = np.asarray(obs)
-        single = obs_arr.shape == self.observation_space.shape
-        batch = obs_arr[None] if single else obs_arr
+        """Action(s) for one observation (shape of the observation space; a dict or tuple
+        for Dict / Tuple spaces) or a batch of them."""
+        space = self.observation_space
+        if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
+            single = isinstance(obs, dict | tuple)
+            items = [obs] if single else list(obs)
+            batch = np.stack([gym.spaces.flatten(space, o) for o in items])
+        else:
+            obs_arr = np.asarray(obs)
+            single = obs_arr.shape == space.shape
+            batch = obs_arr[None] if single else obs_arr
         with torch.inference_mode():
             actions = self.policy.to_env(self.policy.sample(batch, deterministic))
         return actions[0] if single else actions

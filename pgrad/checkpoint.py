@@ -49,13 +49,23 @@ def _number(x: float) -> float | str:
 
 
 def space_to_dict(space: gym.Space) -> dict[str, Any]:
-    """A Gymnasium space as plain JSON-able data (Box and Discrete)."""
+    """A Gymnasium space as plain JSON-able data (the spaces pgrad's policies support)."""
     if isinstance(space, gym.spaces.Box):
         return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
                 "low": [_number(v) for v in space.low.ravel()],
                 "high": [_number(v) for v in space.high.ravel()]}
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist(),
+                "start": space.start.tolist(), "dtype": str(space.dtype)}
+    if isinstance(space, gym.spaces.MultiBinary):
+        n = space.n
+        return {"type": "MultiBinary", "n": int(n) if np.isscalar(n) else np.asarray(n).tolist()}
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_dict(v) for k, v in space.items()}}
+    if isinstance(space, gym.spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_dict(v) for v in space]}
     raise PgradError(f"cannot save a space of type {type(space).__name__}")
 
 
@@ -69,6 +79,16 @@ def space_from_dict(data: dict[str, Any]) -> gym.Space:
         return gym.spaces.Box(low, high, shape=shape, dtype=np.dtype(data["dtype"]))
     if kind == "Discrete":
         return gym.spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+    if kind == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(np.array(data["nvec"]), dtype=np.dtype(data["dtype"]),
+                                        start=np.array(data["start"]))
+    if kind == "MultiBinary":
+        n = data["n"]
+        return gym.spaces.MultiBinary(int(n) if isinstance(n, int) else [int(k) for k in n])
+    if kind == "Dict":
+        return gym.spaces.Dict({k: space_from_dict(v) for k, v in data["spaces"].items()})
+    if kind == "Tuple":
+        return gym.spaces.Tuple([space_from_dict(v) for v in data["spaces"]])
     raise PgradError(f"unknown space type {kind!r} in checkpoint")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from pgrad.envs import VECTORIZATIONS
 from pgrad.errors import PgradError
 from pgrad.networks import ACTIVATIONS
-from pgrad.policies import VALUE_NETS
+from pgrad.policies import ACTION_BOUNDS, VALUE_NETS
 
 __all__ = ["Config"]
 
@@ -82,6 +82,10 @@ class Config:
     state_dependent_std: bool = field(default=False, metadata=_help(
         "Gaussian policies: log-std from a head on the backbone (the tutorial's) instead of "
         "a state-independent parameter."))
+    action_bound: str = field(default="clip", metadata=_help(
+        "Gaussian policies: keep actions in the Box by 'clip' (clip the sample sent to the "
+        "env; learn from the unclipped sample) or 'tanh' (squash, with the log-det-Jacobian "
+        "in the log-prob)."))
     log_std_init: float = field(default=0.0, metadata=_help("Gaussian policies: initial log-std."))
     log_std_min: float = field(default=-20.0, metadata=_help("Gaussian policies: log-std floor."))
     log_std_max: float = field(default=2.0, metadata=_help("Gaussian policies: log-std cap."))
@@ -128,6 +132,9 @@ class Config:
              f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
         need(self.threads is None or self.threads >= 1,
              f"threads must be at least 1 (or None), got {self.threads}")
+        need(self.action_bound in ACTION_BOUNDS,
+             f"action_bound must be one of {', '.join(ACTION_BOUNDS)}, "
+             f"got {self.action_bound!r}")
         need(self.vectorization in VECTORIZATIONS,
              f"vectorization must be one of {', '.join(VECTORIZATIONS)}, "
              f"got {self.vectorization!r}")
@@ -145,6 +152,7 @@ class Config:
             "log_std_init": self.log_std_init,
             "log_std_min": self.log_std_min,
             "log_std_max": self.log_std_max,
+            "action_bound": self.action_bound,
         }
 
     def to_dict(self) -> dict[str, Any]:

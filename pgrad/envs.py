@@ -148,7 +148,10 @@ def check_env_id(env_id: str) -> None:
 
 
 def check_spaces(envs: VectorEnv, observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Close ``envs`` and raise a PgradError unless its spaces are the ones given."""
+    """Close ``envs`` and raise a PgradError unless its spaces are the ones given (a Dict or
+    Tuple observation space as :func:`make_vec_env` flattens it)."""
+    if isinstance(observation_space, gym.spaces.Dict | gym.spaces.Tuple):
+        observation_space = gym.spaces.flatten_space(observation_space)
     if (envs.single_observation_space != observation_space
             or envs.single_action_space != action_space):
         envs.close()
@@ -170,7 +173,8 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
 def make_vec_env(
     env: EnvSource, num_envs: int, vectorization: str = "auto", **env_kwargs: Any
 ) -> VectorEnv:
-    """N copies of ``env`` as one Gymnasium vector env with next-step autoreset.
+    """N copies of ``env`` as one Gymnasium vector env with next-step autoreset; Dict and
+    Tuple observations are flattened to one Box (``FlattenObservation``).
 
     ``vectorization``: ``native`` uses the env's own vectorised implementation (Gymnasium's
     ``vector_entry_point``; CartPole and LineWalk have one), ``sync`` steps N single envs in
@@ -200,6 +204,8 @@ def make_vec_env(
             vec = gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
         except (gym.error.Error, ImportError) as e:
             raise PgradError(f"cannot make {env}: {e}") from e
+    if isinstance(vec.single_observation_space, gym.spaces.Dict | gym.spaces.Tuple):
+        vec = gym.wrappers.vector.FlattenObservation(vec)
     autoreset = vec.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         vec.close()

@@ -16,6 +16,7 @@ tutorial's design) or a separate MLP of the same size (``value_net="separate"``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,47 +24,95 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from pgrad.errors import PgradError
 from pgrad.networks import init_layer, mlp
 
 __all__ = [
     "SUPPORTED_SPACES",
+    "BernoulliPolicy",
     "CategoricalPolicy",
     "GaussianPolicy",
+    "MultiCategoricalPolicy",
+    "ObservationEncoder",
     "Policy",
+    "TanhSquashedNormal",
     "UnsupportedSpaceError",
+    "flat_observation_space",
     "make_policy",
 ]
 
 SUPPORTED_SPACES = {
-    "observation": "Box (any shape, flattened), Discrete (one-hot)",
-    "action": "Discrete (Categorical policy), Box (diagonal Gaussian policy)",
+    "observation": "Box (any shape, flattened), Discrete (one-hot), MultiDiscrete (one-hots), "
+                   "MultiBinary, Dict and Tuple of these (flattened)",
+    "action": "Discrete (Categorical), MultiDiscrete (independent Categoricals), "
+              "MultiBinary (Bernoulli), Box with float dtype (diagonal Gaussian)",
 }
 VALUE_NETS = ("shared", "separate")
+ACTION_BOUNDS = ("clip", "tanh")
 
 
 class UnsupportedSpaceError(PgradError):
     """A Gymnasium space that no pgrad policy handles."""
 
 
-def _obs_dim(space: gym.Space) -> int:
-    if isinstance(space, gym.spaces.Box):
-        return int(np.prod(space.shape, dtype=np.int64))
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    raise UnsupportedSpaceError(
-        f"observation space {space} is not supported; "
-        f"supported: {SUPPORTED_SPACES['observation']}"
-    )
+def flat_observation_space(space: gym.Space) -> gym.Space:
+    """The space a policy sees: Dict and Tuple observations flattened to one Box (the vector
+    env is wrapped with Gymnasium's ``FlattenObservation``), every other space as it is."""
+    if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
+        try:
+            return gym.spaces.flatten_space(space)
+        except NotImplementedError as e:
+            raise UnsupportedSpaceError(f"observation space {space} cannot be flattened; "
+                                        f"supported: {SUPPORTED_SPACES['observation']}") from e
+    return space
+
+
+class ObservationEncoder(nn.Module):
+    """obs ``[B, *obs_shape]`` → float features ``[B, dim]``: Box and MultiBinary flattened,
+    Discrete and MultiDiscrete one-hot encoded. Dict / Tuple arrive flattened (see
+    :func:`flat_observation_space`)."""
+
+    def __init__(self, space: gym.Space) -> None:
+        super().__init__()
+        space = flat_observation_space(space)
+        self.kind = type(space).__name__
+        if isinstance(space, gym.spaces.Box | gym.spaces.MultiBinary):
+            self.dim = int(np.prod(space.shape, dtype=np.int64))
+            starts, sizes = np.zeros(0), np.zeros(0)
+        elif isinstance(space, gym.spaces.Discrete):
+            starts, sizes = np.array([space.start]), np.array([space.n])
+        elif isinstance(space, gym.spaces.MultiDiscrete):
+            starts, sizes = space.start.ravel(), space.nvec.ravel()
+        else:
+            raise UnsupportedSpaceError(f"observation space {space} is not supported; "
+                                        f"supported: {SUPPORTED_SPACES['observation']}")
+        if sizes.size:
+            self.dim = int(sizes.sum())
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if sizes.size else sizes
+        self.register_buffer("starts", torch.as_tensor(starts, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("offsets", torch.as_tensor(offsets, dtype=torch.long),
+                             persistent=False)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        batch = obs.shape[0]
+        if self.kind in ("Box", "MultiBinary"):
+            return obs.reshape(batch, self.dim).float()
+        index = obs.reshape(batch, -1).long() - self.starts + self.offsets
+        return torch.zeros(batch, self.dim, device=obs.device).scatter_(1, index, 1.0)
 
 
 class Policy(nn.Module):
     """Shared machinery: observation encoding, MLP backbone, optional value baseline.
 
-    Subclasses add the action head and the distribution.
+    Subclasses add the action head and the distribution, and say how actions are stored
+    (``action_dtype``; ``action_shape`` is the shape of one action).
     """
+
+    action_dtype: torch.dtype = torch.int64
+    action_shape: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -79,9 +128,8 @@ class Policy(nn.Module):
             raise ValueError(f"value_net must be one of {VALUE_NETS} or None, got {value_net!r}")
         self.observation_space = observation_space
         self.action_space = action_space
-        self.obs_dim = _obs_dim(observation_space)
-        self._one_hot = isinstance(observation_space, gym.spaces.Discrete)
-        self._obs_start = int(observation_space.start) if self._one_hot else 0
+        self.encoder = ObservationEncoder(observation_space)
+        self.obs_dim = self.encoder.dim
         self.backbone = mlp(self.obs_dim, hidden_sizes, activation)
         self.feature_dim = hidden_sizes[-1] if hidden_sizes else self.obs_dim
         self.value_net = value_net
@@ -104,10 +152,7 @@ class Policy(nn.Module):
 
     def preprocess(self, obs: Tensor | np.ndarray) -> Tensor:
         """obs ``[B, *obs_shape]`` (array or tensor) → float features ``[B, obs_dim]``."""
-        obs_t = torch.as_tensor(obs, device=self.device)
-        if self._one_hot:
-            return nn.functional.one_hot(obs_t.long() - self._obs_start, self.obs_dim).float()
-        return obs_t.reshape(obs_t.shape[0], self.obs_dim).float()
+        return self.encoder(torch.as_tensor(obs, device=self.device))
 
     def _values(self, x: Tensor, features: Tensor | None = None) -> Tensor | None:
         """V(s) ``[B]`` from preprocessed obs ``x`` (and the policy's backbone features)."""
@@ -216,16 +261,129 @@ class CategoricalPolicy(Policy):
         return env_actions + self.action_start if self.action_start else env_actions
 
 
+class MultiCategoricalPolicy(Policy):
+    """Independent Categoricals for a ``MultiDiscrete(nvec)`` action space:
+    π(a|s) = Π_k softmax(logits_k(s))_{a_k}; log-prob and entropy summed over the k."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, **kwargs: Any):
+        super().__init__(observation_space, action_space, **kwargs)
+        if not isinstance(action_space, gym.spaces.MultiDiscrete):
+            raise UnsupportedSpaceError(f"MultiCategoricalPolicy needs a MultiDiscrete action "
+                                        f"space, got {action_space}")
+        nvec = action_space.nvec.ravel()
+        self.action_shape = tuple(action_space.shape)
+        self.logits_head = init_layer(nn.Linear(self.feature_dim, int(nvec.sum())), 0.01)
+        # Logits of the k-th Categorical sit in row k of a [K, max n] grid padded with −inf.
+        valid = np.arange(nvec.max())[None, :] < nvec[:, None]
+        self.register_buffer("valid", torch.as_tensor(valid), persistent=False)
+        self.register_buffer("start", torch.as_tensor(action_space.start.ravel()),
+                             persistent=False)
+
+    def _logits(self, features: Tensor) -> Tensor:
+        flat = self.logits_head(features)
+        grid = flat.new_full((flat.shape[0], *self.valid.shape), float("-inf"))
+        grid[:, self.valid] = flat
+        return grid
+
+    def _distribution(self, features: Tensor) -> Distribution:
+        logits = self._logits(features).reshape(features.shape[0], *self.action_shape, -1)
+        return Independent(Categorical(logits=logits, validate_args=False),
+                           len(self.action_shape), validate_args=False)
+
+    def _sample(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
+        logits = self._logits(features)
+        noise = torch.empty_like(logits).exponential_(generator=generator)
+        return (logits - noise.log()).argmax(dim=-1).reshape(-1, *self.action_shape)
+
+    def _mode(self, features: Tensor) -> Tensor:
+        return self._logits(features).argmax(dim=-1).reshape(-1, *self.action_shape)
+
+    def _mode_of(self, dist: Distribution) -> Tensor:
+        return dist.base_dist.logits.argmax(dim=-1)
+
+    def to_env(self, actions: Tensor) -> np.ndarray:
+        start = self.start.reshape(self.action_shape).to(actions.device)
+        return (actions.detach() + start).cpu().numpy().astype(self.action_space.dtype)
+
+
+class BernoulliPolicy(Policy):
+    """Independent Bernoullis for a ``MultiBinary`` action space:
+    π(a|s) = Π_i σ(l_i)^{a_i} (1 − σ(l_i))^{1 − a_i}; actions are stored as floats 0/1."""
+
+    action_dtype = torch.float32
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, **kwargs: Any):
+        super().__init__(observation_space, action_space, **kwargs)
+        if not isinstance(action_space, gym.spaces.MultiBinary):
+            raise UnsupportedSpaceError(f"BernoulliPolicy needs a MultiBinary action space, "
+                                        f"got {action_space}")
+        self.action_shape = tuple(action_space.shape)
+        size = int(np.prod(self.action_shape, dtype=np.int64))
+        self.logits_head = init_layer(nn.Linear(self.feature_dim, size), 0.01)
+
+    def _logits(self, features: Tensor) -> Tensor:
+        return self.logits_head(features).reshape(features.shape[0], *self.action_shape)
+
+    def _distribution(self, features: Tensor) -> Distribution:
+        return Independent(Bernoulli(logits=self._logits(features), validate_args=False),
+                           len(self.action_shape), validate_args=False)
+
+    def _sample(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
+        probs = torch.sigmoid(self._logits(features))
+        uniform = torch.rand(probs.shape, generator=generator, device=probs.device)
+        return (uniform < probs).float()
+
+    def _mode(self, features: Tensor) -> Tensor:
+        return (self._logits(features) > 0).float()
+
+    def _mode_of(self, dist: Distribution) -> Tensor:
+        return (dist.base_dist.logits > 0).float()
+
+    def to_env(self, actions: Tensor) -> np.ndarray:
+        return actions.detach().cpu().numpy().astype(self.action_space.dtype)
+
+
+class TanhSquashedNormal(Independent):
+    """A diagonal Gaussian over u, read as the law of a = low + (tanh(u) + 1)(high − low)/2.
+
+    Samples, ``mean`` and the ``log_prob`` argument are u (what the rollout stores: it
+    keeps the log-prob exact with no atanh of a saturated action); ``log_prob(u)`` is the
+    log-density of the squashed action a:
+
+        log π(a|s) = log N(u; μ, σ) − Σ_i [log(1 − tanh(u_i)²) + log((high_i − low_i)/2)]
+
+    with log(1 − tanh(u)²) = 2 (log 2 − u − softplus(−2u)), stable for any u. ``entropy()``
+    is the Gaussian's (the squashed law has no closed form).
+    """
+
+    def __init__(self, base: Normal, event_dims: int, log_half_range: Tensor) -> None:
+        super().__init__(base, event_dims, validate_args=False)
+        self.log_half_range_sum = log_half_range.sum()
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        log_det = 2.0 * (math.log(2.0) - value - nn.functional.softplus(-2.0 * value))
+        log_det = log_det.reshape(value.shape[0], -1).sum(-1) + self.log_half_range_sum
+        return super().log_prob(value) - log_det
+
+
 class GaussianPolicy(Policy):
     """Diagonal Gaussian policy for a ``Box`` action space: a ∼ N(μ(s), diag σ²).
 
     log σ is a learned parameter independent of the state (``state_dependent_std=False``,
     the default, as in SB3 / CleanRL), or the tutorial's state-dependent head; either way it
     is clamped to ``[log_std_min, log_std_max]`` (defaults −20 and 2) so σ never underflows to
-    0 or overflows. Actions sent to the environment are clipped to the space's bounds; the
-    stored action and its log-prob are those of the unclipped sample, which is what was drawn
-    from π (clipping inside the log-prob would corrupt the gradient).
+    0 or overflows. The action space's bounds are kept in one of two ways:
+
+    * ``action_bound="clip"`` (default): the sample is clipped to the bounds when sent to the
+      env; the stored action and its log-prob are those of the unclipped sample, which is
+      what was drawn from π (the log-prob of a clipped action would be the density of a
+      point that was not drawn, and its gradient would be wrong).
+    * ``action_bound="tanh"``: a = low + (tanh(u) + 1)(high − low)/2 with u ∼ N(μ, σ); the
+      log-prob carries the change of variables (see :class:`TanhSquashedNormal`). Needs
+      finite bounds.
     """
+
+    action_dtype = torch.float32
 
     def __init__(
         self,
@@ -236,6 +394,7 @@ class GaussianPolicy(Policy):
         log_std_init: float = 0.0,
         log_std_min: float = -20.0,
         log_std_max: float = 2.0,
+        action_bound: str = "clip",
         **kwargs: Any,
     ) -> None:
         super().__init__(observation_space, action_space, **kwargs)
@@ -243,13 +402,20 @@ class GaussianPolicy(Policy):
             raise UnsupportedSpaceError(f"GaussianPolicy needs a Box action space, "
                                         f"got {action_space}")
         if not log_std_min < log_std_max:
-            raise ValueError(f"log_std_min ({log_std_min}) must be below log_std_max "
+            raise PgradError(f"log_std_min ({log_std_min}) must be below log_std_max "
                              f"({log_std_max})")
+        if action_bound not in ACTION_BOUNDS:
+            raise PgradError(f"action_bound must be one of {', '.join(ACTION_BOUNDS)}, "
+                             f"got {action_bound!r}")
+        if action_bound == "tanh" and not action_space.is_bounded("both"):
+            raise PgradError(f"action_bound 'tanh' needs finite bounds, {action_space} has "
+                             "infinite ones; use action_bound 'clip'")
         self.action_shape = tuple(action_space.shape)
         self.action_dim = int(np.prod(self.action_shape, dtype=np.int64))
         self.log_std_min = float(log_std_min)
         self.log_std_max = float(log_std_max)
         self.state_dependent_std = state_dependent_std
+        self.action_bound = action_bound
         self.mean_head = init_layer(nn.Linear(self.feature_dim, self.action_dim), 0.01)
         self.log_std: nn.Parameter | None = None
         self.log_std_head: nn.Linear | None = None
@@ -258,8 +424,12 @@ class GaussianPolicy(Policy):
             nn.init.constant_(self.log_std_head.bias, log_std_init)
         else:
             self.log_std = nn.Parameter(torch.full((self.action_dim,), float(log_std_init)))
-        self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
-        self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
+        low = torch.as_tensor(action_space.low, dtype=torch.float32)
+        high = torch.as_tensor(action_space.high, dtype=torch.float32)
+        self.register_buffer("low", low)
+        self.register_buffer("high", high)
+        if action_bound == "tanh":
+            self.register_buffer("log_half_range", ((high - low) / 2).log(), persistent=False)
 
     def _mean_std(self, features: Tensor) -> tuple[Tensor, Tensor]:
         mean = self.mean_head(features)
@@ -271,11 +441,10 @@ class GaussianPolicy(Policy):
     def _distribution(self, features: Tensor) -> Distribution:
         mean, std = self._mean_std(features)
         batch_shape = (mean.shape[0], *self.action_shape)
-        return Independent(
-            Normal(mean.reshape(batch_shape), std.reshape(batch_shape), validate_args=False),
-            len(self.action_shape),
-            validate_args=False,
-        )
+        base = Normal(mean.reshape(batch_shape), std.reshape(batch_shape), validate_args=False)
+        if self.action_bound == "tanh":
+            return TanhSquashedNormal(base, len(self.action_shape), self.log_half_range)
+        return Independent(base, len(self.action_shape), validate_args=False)
 
     def _sample(self, features: Tensor, generator: torch.Generator | None) -> Tensor:
         mean, std = self._mean_std(features)
@@ -292,33 +461,46 @@ class GaussianPolicy(Policy):
     def to_env(self, actions: Tensor) -> np.ndarray:
         low = self.low.to(actions.device)
         high = self.high.to(actions.device)
-        clipped = torch.clamp(actions.detach(), low, high)
-        return clipped.cpu().numpy().astype(self.action_space.dtype)
+        actions = actions.detach()
+        if self.action_bound == "tanh":
+            bounded = low + (torch.tanh(actions) + 1.0) * (high - low) / 2.0
+        else:
+            bounded = torch.clamp(actions, low, high)
+        return bounded.cpu().numpy().astype(self.action_space.dtype)
+
+
+_GAUSSIAN_ONLY = ("state_dependent_std", "log_std_init", "log_std_min", "log_std_max",
+                  "action_bound")
+_POLICIES: dict[type[gym.Space], type[Policy]] = {
+    gym.spaces.Discrete: CategoricalPolicy,
+    gym.spaces.MultiDiscrete: MultiCategoricalPolicy,
+    gym.spaces.MultiBinary: BernoulliPolicy,
+    gym.spaces.Box: GaussianPolicy,
+}
 
 
 def make_policy(
     observation_space: gym.Space, action_space: gym.Space, **kwargs: Any
 ) -> Policy:
-    """The policy for these Gymnasium spaces: Categorical for ``Discrete`` actions, diagonal
-    Gaussian for ``Box`` actions. Keyword arguments go to the policy's constructor
+    """The policy for these Gymnasium spaces: Categorical for ``Discrete`` actions,
+    independent Categoricals for ``MultiDiscrete``, Bernoulli for ``MultiBinary``, diagonal
+    Gaussian for float ``Box`` actions. Keyword arguments go to the policy's constructor
     (``hidden_sizes``, ``activation``, ``value_net``, and for Gaussian ``state_dependent_std``,
-    ``log_std_init``, ``log_std_min``, ``log_std_max``).
+    ``log_std_init``, ``log_std_min``, ``log_std_max``, ``action_bound``; the Gaussian-only
+    ones are ignored for the other policies).
 
     Raises:
         UnsupportedSpaceError: naming the space and listing the supported ones.
     """
-    _obs_dim(observation_space)
-    if isinstance(action_space, gym.spaces.Discrete):
-        for key in ("state_dependent_std", "log_std_init", "log_std_min", "log_std_max"):
-            kwargs.pop(key, None)
-        return CategoricalPolicy(observation_space, action_space, **kwargs)
-    if isinstance(action_space, gym.spaces.Box):
-        if not np.issubdtype(action_space.dtype, np.floating):
-            raise UnsupportedSpaceError(
-                f"action space {action_space} has an integer dtype; a Gaussian policy needs "
-                f"float actions. Supported: {SUPPORTED_SPACES['action']}"
-            )
-        return GaussianPolicy(observation_space, action_space, **kwargs)
-    raise UnsupportedSpaceError(
-        f"action space {action_space} is not supported; supported: {SUPPORTED_SPACES['action']}"
-    )
+    ObservationEncoder(observation_space)  # raises for an unsupported observation space
+    cls = _POLICIES.get(type(action_space))
+    if cls is None:
+        raise UnsupportedSpaceError(f"action space {action_space} is not supported; "
+                                    f"supported: {SUPPORTED_SPACES['action']}")
+    if cls is GaussianPolicy and not np.issubdtype(action_space.dtype, np.floating):
+        raise UnsupportedSpaceError(
+            f"action space {action_space} has an integer dtype; a Gaussian policy needs "
+            f"float actions. Supported: {SUPPORTED_SPACES['action']}")
+    if cls is not GaussianPolicy:
+        kwargs = {k: v for k, v in kwargs.items() if k not in _GAUSSIAN_ONLY}
+    return cls(observation_space, action_space, **kwargs)

@@ -118,12 +118,9 @@ class Collector:
         self.n_steps = n_steps
         self.num_envs = envs.num_envs
         obs_space = envs.single_observation_space
-        act_space = envs.single_action_space
         self._buffers = _Buffers(
             n_steps or 64, self.num_envs, tuple(obs_space.shape),
-            _torch_dtype(obs_space.dtype), tuple(act_space.shape),
-            torch.int64 if np.issubdtype(act_space.dtype, np.integer) else torch.float32,
-        )
+            _torch_dtype(obs_space.dtype), policy.action_shape, policy.action_dtype)
         self._seed = seed
         self.generator = generator
         self._obs: np.ndarray | None = None

@@ -143,3 +143,29 @@ class ContinuousEnv(gym.Env[np.ndarray, np.ndarray]):
         self.t += 1
         obs = self.np_random.standard_normal(3).astype(np.float32)
         return obs, -float(np.square(action).sum()), False, self.t >= 10, {}
+
+
+class TextEnv(gym.Env[str, np.int64]):
+    """Observes a Text space, which no pgrad policy supports."""
+
+    observation_space = gym.spaces.Text(5)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return "a", {}
+
+    def step(self, action):
+        return "a", 0.0, True, False, {}
+
+
+def make_text_env() -> gym.Env:
+    return TextEnv()
+
+
+TEXT_ENV_ID = "pgrad-test/TextObs-v0"
+
+
+def register_text_env() -> None:
+    if TEXT_ENV_ID not in gym.registry:
+        gym.register(TEXT_ENV_ID, entry_point=make_text_env)

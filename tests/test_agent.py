@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import differing_parameters, make_endless_env
+from conftest import differing_parameters, make_endless_env, make_text_env
 
 import pgrad
 from pgrad.envs import LINEWALK_ID, LineWalkEnv
@@ -216,9 +216,9 @@ def test_unknown_env_id_is_an_error() -> None:
 
 
 def test_unsupported_env_space_is_a_pgrad_error() -> None:
-    """Blackjack's observation space is a Tuple: a bad input, reported as a PgradError."""
-    with pytest.raises(PgradError, match="Tuple"):
-        pgrad.Reinforce("Blackjack-v1")
+    """A Text observation space: a bad input, reported as a PgradError."""
+    with pytest.raises(PgradError, match="Text"):
+        pgrad.Reinforce(make_text_env)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TEXT_ENV_ID, register_text_env
 
 from pgrad.cli import main
 from pgrad.config import Config
@@ -153,10 +154,11 @@ def test_unknown_env_fails_in_one_line(capsys) -> None:
 
 
 def test_unsupported_env_fails_in_one_line(capsys) -> None:
-    """Blackjack-v1 observes a Tuple space, which no pgrad policy handles."""
-    line = assert_one_line_error(capsys, main(["train", "Blackjack-v1", "--total-timesteps",
+    """An env observing a Text space, which no pgrad policy handles."""
+    register_text_env()
+    line = assert_one_line_error(capsys, main(["train", TEXT_ENV_ID, "--total-timesteps",
                                                "10", "--no-progress"]))
-    assert "Tuple" in line
+    assert "Text" in line
 
 
 # ---------------------------------------------------------------- eval

@@ -229,13 +229,14 @@ def test_discrete_observations_are_one_hot() -> None:
 @pytest.mark.parametrize(
     ("obs_space", "action_space", "name"),
     [
-        (gym.spaces.Dict({"a": BOX_OBS}), gym.spaces.Discrete(2), "Dict"),
-        (gym.spaces.Tuple((BOX_OBS, BOX_OBS)), gym.spaces.Discrete(2), "Tuple"),
-        (BOX_OBS, gym.spaces.MultiBinary(3), "MultiBinary"),
-        (BOX_OBS, gym.spaces.MultiDiscrete([2, 3]), "MultiDiscrete"),
+        (gym.spaces.Text(5), gym.spaces.Discrete(2), "Text"),
+        (gym.spaces.Dict({"a": gym.spaces.Sequence(gym.spaces.Discrete(2))}),
+         gym.spaces.Discrete(2), "Sequence"),
+        (BOX_OBS, gym.spaces.Tuple((gym.spaces.Discrete(2),)), "Tuple"),
+        (BOX_OBS, gym.spaces.Text(3), "Text"),
         (BOX_OBS, gym.spaces.Box(0, 5, shape=(2,), dtype=np.int64), "int64"),
     ],
-    ids=["dict-obs", "tuple-obs", "multibinary", "multidiscrete", "int-box"],
+    ids=["text-obs", "dict-of-sequence-obs", "tuple-action", "text-action", "int-box"],
 )
 def test_unsupported_spaces_are_named(obs_space, action_space, name) -> None:
     with pytest.raises(UnsupportedSpaceError, match=name) as info:
