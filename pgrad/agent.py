@@ -27,6 +27,7 @@ from pgrad.config import Config
 from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
 from pgrad.errors import PgradError
 from pgrad.losses import reinforce_loss
+from pgrad.normalization import RunningMeanStd
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
 from pgrad.returns import discounted_returns
@@ -86,6 +87,8 @@ class Reinforce:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
+        # Running std of the (unscaled) returns, by which rewards are divided (scale_rewards).
+        self.return_rms = RunningMeanStd().to(self.device)
         self.num_timesteps = 0
         self.num_updates = 0
         self.collector: Collector | None = None
@@ -117,6 +120,14 @@ class Reinforce:
         truncated = batch.truncated.to(self.device)
         if not cfg.bootstrap_truncated:  # the time limit is part of the task: an end
             terminated = terminated | truncated
+        if policy.obs_rms is not None:  # observation statistics include this batch
+            policy.obs_rms.update(policy.encoder(obs[:-1][valid]))
+        reward_scale = 1.0
+        if cfg.scale_rewards:  # by the running std of the returns, this batch's included
+            self.return_rms.update(discounted_returns(
+                rewards, cfg.gamma, terminated=terminated, truncated=truncated)[valid])
+            reward_scale = float(self.return_rms.std)
+            rewards = rewards / reward_scale
 
         next_values = None
         if policy.has_baseline:
@@ -146,6 +157,7 @@ class Reinforce:
 
         metrics = {f"train/{k}": float(v.detach()) for k, v in losses.items()}
         metrics["train/grad_norm"] = float(grad_norm)
+        metrics["train/reward_scale"] = reward_scale
         if values is not None:
             metrics["train/explained_variance"] = _explained_variance(values, returns[valid])
         return metrics

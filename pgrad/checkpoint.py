@@ -4,6 +4,8 @@ Layout of the file:
 
 * tensors ``policy.<name>``: the policy's ``state_dict``;
 * tensors ``optim.<param index>.<key>``: Adam's per-parameter state;
+* tensors ``return_rms.*``: the running return statistics (``scale_rewards``); running
+  observation statistics (``normalize_obs``) are buffers of the policy, under ``policy.``;
 * tensor ``agent.generator``: the state of the agent's action-sampling generator (restored
   when the agent is loaded onto the same device type);
 * metadata ``pgrad``: a JSON document with the format version, the :class:`Config`, the
@@ -107,6 +109,8 @@ def save(path: str | Path, agent: Reinforce) -> Path:
     tensors = {f"policy.{k}": v.detach().cpu().contiguous()
                for k, v in agent.policy.state_dict().items()}
     tensors["agent.generator"] = agent.generator.get_state()
+    tensors.update({f"return_rms.{k}": v.detach().cpu()
+                    for k, v in agent.return_rms.state_dict().items()})
     optim = agent.optimizer.state_dict()
     optim_state: dict[str, dict[str, Any]] = {}
     for index, state in optim["state"].items():
@@ -217,6 +221,14 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
     except RuntimeError as e:
         raise PgradError(f"{path}: weights do not match the saved config "
                          f"({_first_line(e)})") from e
+    return_rms = {k[len("return_rms."):]: v for k, v in tensors.items()
+                  if k.startswith("return_rms.")}
+    if return_rms:
+        try:
+            agent.return_rms.load_state_dict(return_rms, strict=True)
+        except RuntimeError as e:
+            raise PgradError(f"{path}: return statistics are malformed "
+                             f"({_first_line(e)})") from e
     state: dict[int, dict[str, Any]] = {}
     for index, plain in optim_meta["state"].items():
         entry = dict(plain)

@@ -79,6 +79,15 @@ class Config:
     normalize_advantages: bool = field(default=True, metadata=_help(
         "Normalise advantages over the batch, (A - mean) / (std + 1e-8); without a baseline "
         "this is the tutorial's return normalisation."))
+    normalize_obs: bool = field(default=False, metadata=_help(
+        "Normalise observations by running mean and std (updated from every batch, saved in "
+        "the checkpoint, applied at evaluation), clipped to ±obs_clip."))
+    obs_clip: float = field(default=10.0, metadata=_help(
+        "Clip normalised observations to ± this."))
+    scale_rewards: bool = field(default=False, metadata=_help(
+        "Divide rewards by the running std of the (Monte-Carlo) returns seen so far, this "
+        "batch's included, as SB3's VecNormalize does: the baseline then learns numbers near "
+        "1 whatever the reward's scale."))
     state_dependent_std: bool = field(default=False, metadata=_help(
         "Gaussian policies: log-std from a head on the backbone (the tutorial's) instead of "
         "a state-independent parameter."))
@@ -126,6 +135,7 @@ class Config:
         need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
         need(self.max_grad_norm is None or self.max_grad_norm > 0,
              f"max_grad_norm must be positive (or None), got {self.max_grad_norm}")
+        need(self.obs_clip > 0, f"obs_clip must be positive, got {self.obs_clip}")
         need(self.vf_coef >= 0, f"vf_coef must be non-negative, got {self.vf_coef}")
         need(self.ent_coef >= 0, f"ent_coef must be non-negative, got {self.ent_coef}")
         need(self.log_std_min < self.log_std_max,
@@ -153,6 +163,8 @@ class Config:
             "log_std_min": self.log_std_min,
             "log_std_max": self.log_std_max,
             "action_bound": self.action_bound,
+            "normalize_obs": self.normalize_obs,
+            "obs_clip": self.obs_clip,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 
 from pgrad.errors import PgradError
 from pgrad.networks import init_layer, mlp
+from pgrad.normalization import RunningMeanStd
 
 __all__ = [
     "SUPPORTED_SPACES",
@@ -122,6 +123,8 @@ class Policy(nn.Module):
         hidden_sizes: Sequence[int] = (128, 128),
         activation: str = "tanh",
         value_net: str | None = "shared",
+        normalize_obs: bool = False,
+        obs_clip: float = 10.0,
     ) -> None:
         super().__init__()
         if value_net not in (*VALUE_NETS, None):
@@ -130,6 +133,9 @@ class Policy(nn.Module):
         self.action_space = action_space
         self.encoder = ObservationEncoder(observation_space)
         self.obs_dim = self.encoder.dim
+        # Running observation statistics (updated by the agent from its rollouts), applied
+        # to the encoded observation wherever the policy is used.
+        self.obs_rms = RunningMeanStd((self.obs_dim,), clip=obs_clip) if normalize_obs else None
         self.backbone = mlp(self.obs_dim, hidden_sizes, activation)
         self.feature_dim = hidden_sizes[-1] if hidden_sizes else self.obs_dim
         self.value_net = value_net
@@ -151,8 +157,10 @@ class Policy(nn.Module):
         return next(self.parameters()).device
 
     def preprocess(self, obs: Tensor | np.ndarray) -> Tensor:
-        """obs ``[B, *obs_shape]`` (array or tensor) → float features ``[B, obs_dim]``."""
-        return self.encoder(torch.as_tensor(obs, device=self.device))
+        """obs ``[B, *obs_shape]`` (array or tensor) → float features ``[B, obs_dim]``,
+        normalised by the running statistics when ``normalize_obs`` is on."""
+        x = self.encoder(torch.as_tensor(obs, device=self.device))
+        return x if self.obs_rms is None else self.obs_rms.normalize(x)
 
     def _values(self, x: Tensor, features: Tensor | None = None) -> Tensor | None:
         """V(s) ``[B]`` from preprocessed obs ``x`` (and the policy's backbone features)."""

@@ -142,7 +142,8 @@ def test_file_holds_only_tensors_and_json(trained_file: Path) -> None:
     meta = json.loads(metadata["pgrad"])
     assert meta["format"] == checkpoint.FORMAT
     assert meta["format_version"] == checkpoint.FORMAT_VERSION
-    assert all(k.startswith(("policy.", "optim.")) or k == "agent.generator" for k in keys)
+    assert all(k.startswith(("policy.", "optim.", "return_rms.")) or k == "agent.generator"
+               for k in keys)
 
 
 # ---------------------------------------------------------------- bad files
