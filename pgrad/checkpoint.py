@@ -187,8 +187,9 @@ def read(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
                          "(no 'pgrad' metadata)")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise PgradError(f"{path}: checkpoint metadata is not valid JSON ({e})") from e
+    except (ValueError, RecursionError) as e:  # bad JSON, a 10⁵-digit number, deep nesting
+        raise PgradError(f"{path}: checkpoint metadata is not valid JSON "
+                         f"({type(e).__name__}: {_first_line(e)[:200]})") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PgradError(f"{path} is not a pgrad checkpoint")
     version = meta.get("format_version")

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import EndlessEnv
+from safetensors.torch import save_file
 from test_checkpoint import CreatesFileWhenUnpickled, rewrite_metadata
 
 import pgrad
@@ -90,8 +91,13 @@ def damage(kind: str, source: Path, target: Path) -> None:
         rewrite_metadata(source, target, lambda m: m.update(num_timesteps=-1), resign=False)
 
 
+    elif kind in ("deep-json", "huge-number"):
+        text = "[" * 100_000 if kind == "deep-json" else '{"format": ' + "9" * 100_000 + "}"
+        save_file({"w": torch.zeros(1)}, str(target), metadata={"pgrad": text})
+
+
 KINDS = ["truncated", "flipped-bit", "empty", "wrong-version", "wrong-shape",
-         "edited-counter"]
+         "edited-counter", "deep-json", "huge-number"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
