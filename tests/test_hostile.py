@@ -54,14 +54,22 @@ def test_eval_of_a_pickle_payload_runs_no_code(tmp_path: Path) -> None:
     assert marker.exists()
     marker.unlink()
 
-    for target in (payload, tmp_path):  # the file, and its directory as a run dir
-        proc = subprocess.run([sys.executable, "-m", "pgrad", "eval", str(target)],
-                              capture_output=True, text=True, timeout=120, check=False)
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2
-        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-        assert "not a readable pgrad checkpoint" in lines[0]
-        assert not marker.exists()
+    proc = subprocess.run([sys.executable, "-m", "pgrad", "eval", str(payload)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "not a readable pgrad checkpoint" in lines[0]
+    assert not marker.exists()
+
+
+def test_eval_of_a_run_dir_holding_a_pickle_payload_runs_no_code(tmp_path: Path,
+                                                                 capsys) -> None:
+    marker = tmp_path / "pwned"
+    payload = tmp_path / "model.safetensors"
+    payload.write_bytes(pickle.dumps({"policy": CreatesFileWhenUnpickled(marker)}))
+    assert "not a readable" in one_line_error(capsys, main(["eval", str(tmp_path)]))
+    assert not marker.exists()
 
 
 def test_eval_and_resume_of_a_torch_save_payload_run_no_code(tmp_path: Path, capsys) -> None:
