@@ -205,8 +205,10 @@ class Reinforce:
         return checkpoint.load(cls, path, env=env, device=device)
 
     def close(self) -> None:
-        """Close the vector env, if one was made."""
+        """Close the vector env, if one was made; a later :meth:`learn` or :meth:`save`
+        keeps its rollout state (episode statistics, the envs' random states)."""
         if self.collector is not None:
+            self.resume_state = self.collector.get_state()
             self.collector.envs.close()
             self.collector = None
 

@@ -89,3 +89,30 @@ def test_save_every_writes_checkpoints_along_the_way(tmp_path: Path, monkeypatch
     assert all(b - a >= 300 for a, b in zip(saved[:-2], saved[1:-1], strict=True))
     with pytest.raises(pgrad.PgradError, match="save_every"):
         agent.learn(10, save_every=0)
+
+
+def test_close_then_save_keeps_the_rollout_state(tmp_path: Path) -> None:
+    """learn → close → save → load → learn equals learn → learn (CartPole's resets)."""
+    a = pgrad.Reinforce("CartPole-v1", **settings("native"))
+    a.learn(300, tensorboard=False)
+    a.close()
+    b = pgrad.Reinforce.load(a.save(tmp_path / "m"))
+    b.learn(300, tensorboard=False)
+    a.learn(300, tensorboard=False)
+    assert differing_parameters(a.policy, b.policy) == []
+    assert a.episode_returns == b.episode_returns
+
+
+def test_n_steps_run_resumes_with_its_counters(tmp_path: Path) -> None:
+    """n_steps batches resume (not bit-identically: episodes restart with a reset)."""
+    agent = pgrad.Reinforce("CartPole-v1", seed=0, num_envs=4, n_steps=16, hidden_sizes=(8,))
+    agent.learn(256, run_dir=tmp_path, tensorboard=False)
+    episodes, saved_rows = agent.collector.episodes, rows(tmp_path)
+    resumed = pgrad.Reinforce.load(tmp_path)
+    resumed.learn(256, run_dir=tmp_path, tensorboard=False)
+    assert resumed.num_timesteps >= agent.num_timesteps + 256
+    assert resumed.num_updates > agent.num_updates
+    assert resumed.collector.episodes >= episodes
+    steps = [int(r["step"]) for r in rows(tmp_path)]
+    assert rows(tmp_path)[: len(saved_rows)] == saved_rows
+    assert steps == sorted(set(steps)) and steps[-1] == resumed.num_timesteps
