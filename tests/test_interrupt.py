@@ -26,15 +26,37 @@ TINY = ["--num-envs", "4", "--batch-episodes", "4", "--hidden-sizes", "8", "--se
         "--no-progress", "--no-tensorboard"]
 
 
-def pgrad_train(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pgrad", "train", *args],
+# ``pgrad`` whose checkpoint writer pauses halfway through each file, so that a kill at a
+# random moment usually lands in the middle of writing one: the case atomicity is for.
+SLOW_WRITER = """
+import sys, time
+import safetensors.torch
+import pgrad.checkpoint
+from pgrad.cli import main
+
+def slow_save_file(tensors, filename, metadata=None):
+    data = safetensors.torch.save(tensors, metadata=metadata)
+    with open(filename, "wb") as f:
+        f.write(data[: len(data) // 2])
+        f.flush()
+        time.sleep(0.03)
+        f.write(data[len(data) // 2:])
+
+pgrad.checkpoint.save_file = slow_save_file
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def pgrad_train(*args: str, slow_writer: bool = False) -> subprocess.Popen:
+    command = ["-c", SLOW_WRITER] if slow_writer else ["-m", "pgrad"]
+    return subprocess.Popen([sys.executable, *command, "train", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def start_training(out: Path) -> subprocess.Popen:
+def start_training(out: Path, slow_writer: bool = False) -> subprocess.Popen:
     """``pgrad train`` on LineWalk for (practically) ever, saving every 200 steps."""
     return pgrad_train(LINEWALK_ID, "--out", str(out), "--total-timesteps", str(10**9),
-                       "--save-every", "200", *TINY)
+                       "--save-every", "200", *TINY, slow_writer=slow_writer)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -43,6 +65,14 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
+
+
+def wait_for_temporary_file(run: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(p.startswith(".model.safetensors.") for p in os.listdir(run)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint was being written"
+        time.sleep(0.001)
 
 
 def rows(run_dir: Path) -> list[dict[str, str]]:
@@ -85,15 +115,20 @@ def test_signal_saves_says_how_to_resume_and_exits(tmp_path: Path, signum: int,
 
 
 def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
-    """Killed three times (at a random moment after its first save, when it saves every
-    few milliseconds), each time resumed: the checkpoint always loads and moves on."""
+    """Killed three times (twice at a random moment after its first save, while it saves
+    every few milliseconds with a writer that pauses mid-file, and once while a new
+    checkpoint is half written), each time resumed: the checkpoint always loads and
+    training moves on."""
     run = tmp_path / "run"
     rng = random.Random(6)
     steps: list[int] = []
-    proc = start_training(run)
+    proc = start_training(run, slow_writer=True)
     for kill in range(3):
         wait_for(run / "model.safetensors", proc)
-        time.sleep(rng.uniform(0.0, 0.4))
+        if kill == 1:  # once, at the moment a new checkpoint is half written
+            wait_for_temporary_file(run, proc)
+        else:
+            time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
@@ -104,5 +139,5 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint(tmp_path: Path) 
         leftovers = [p for p in os.listdir(run) if p.endswith(".tmp")]  # harmless
         assert all(p.startswith((".model.safetensors.", ".progress.csv")) for p in leftovers)
         if kill < 2:
-            proc = pgrad_train("--resume", str(run), "--no-progress")
+            proc = pgrad_train("--resume", str(run), "--no-progress", slow_writer=True)
     assert steps == sorted(steps)
