@@ -20,7 +20,8 @@ then renamed over the target (and the folder fsynced), so a crash at any moment 
 either the complete old file or the complete new one, never a mixture. Loading checks the
 digest, so a file changed after it was written (a flipped bit, an edited number) is
 refused; the digest is a check of integrity, not a signature: whoever can write the file
-can recompute it. Weights that are not finite are refused too.
+can recompute it. Weights that are not finite are refused too, and so are weights whose
+shapes differ from those the saved config gives (compared before anything is allocated).
 """
 
 from __future__ import annotations
@@ -231,6 +232,7 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
             raise
         raise PgradError(f"{path}: checkpoint metadata is incomplete or malformed "
                          f"({type(e).__name__}: {_first_line(e)})") from e
+    _check_shapes(path, config, spaces, tensors)
     if env is None and config.env_id is not None and config.env_id in gym.registry:
         env = config.env_id
     agent = cls(env, config=config, _spaces=spaces)
@@ -265,6 +267,25 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
             raise PgradError(f"{path}: random generator state is malformed "
                              f"({_first_line(e)})") from e
     return agent
+
+
+def _check_shapes(path: str | Path, config: Config, spaces: tuple[gym.Space, gym.Space],
+                  tensors: dict[str, torch.Tensor]) -> None:
+    """Raise unless the saved weights have the shapes the saved config gives, checked on
+    torch's meta device (no memory), before a policy of absurd size could be allocated."""
+    from pgrad.policies import make_policy
+
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        probe = make_policy(*spaces, **config.policy_kwargs)
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    saved = {k[len("policy."):]: tuple(v.shape) for k, v in tensors.items()
+             if k.startswith("policy.")}
+    if expected != saved:
+        wrong = sorted(k for k in expected.keys() | saved.keys()
+                       if expected.get(k) != saved.get(k))
+        raise PgradError(f"{path}: weights do not match the saved config (first difference: "
+                         f"{wrong[0]}: saved {saved.get(wrong[0])}, config gives "
+                         f"{expected.get(wrong[0])})")
 
 
 def _first_line(e: BaseException) -> str:

@@ -187,11 +187,14 @@ def test_safetensors_without_pgrad_metadata(tmp_path: Path) -> None:
         (lambda m: m.update(format="other"), "not a pgrad checkpoint"),
         (lambda m: m.pop("config"), "malformed"),
         (lambda m: m["config"].update(hidden_sizes=[7]), "weights"),
+        (lambda m: m["config"].update(hidden_sizes=[10**6, 10**6]), "weights"),
+        (lambda m: m["action_space"].update(n=10**12), "weights"),
         (lambda m: m["config"].update(unknown_option=1), "unknown config"),
         (lambda m: m["config"].update(gamma=3.0), "gamma"),
         (lambda m: m["observation_space"].update(type="Graph"), "space"),
     ],
     ids=["future-version", "no-version", "other-format", "no-config", "wrong-shapes",
+         "huge-network", "huge-action-space",
          "unknown-key", "invalid-config", "unknown-space"],
 )
 def test_inconsistent_metadata(trained_file: Path, tmp_path: Path, change, match) -> None:
