@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgrad import checkpoint
+from pgrad import checkpoint, guard
 from pgrad.config import Config
 from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
 from pgrad.errors import PgradError
@@ -91,6 +91,10 @@ class Reinforce:
         self.return_rms = RunningMeanStd().to(self.device)
         self.num_timesteps = 0
         self.num_updates = 0
+        self.skipped_updates = 0
+        """Updates dropped by the divergence guard (``on_nonfinite='skip'``)."""
+        self.resume_state: dict[str, Any] | None = None
+        """Rollout state read from a checkpoint, applied when the collector is built."""
         self.collector: Collector | None = None
         self.last_result: TrainResult | None = None
 
@@ -107,6 +111,9 @@ class Reinforce:
             self.collector = Collector(
                 envs, self.policy, seed=cfg.seed, generator=self.generator,
                 episodes=None if cfg.n_steps else cfg.batch_episodes, n_steps=cfg.n_steps)
+            if self.resume_state is not None:  # continue a loaded run's rollout
+                self.collector.set_state(self.resume_state)
+                self.resume_state = None
         return self.collector
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -152,8 +159,10 @@ class Reinforce:
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
         else:
             grad_norm = _grad_norm(policy)
-        self.optimizer.step()
-        self.num_updates += 1
+        if guard.check_update(self, losses["loss"], grad_norm, batch):  # nan/inf guard
+            self.optimizer.step()
+            guard.check_parameters(self, batch)
+            self.num_updates += 1
 
         metrics = {f"train/{k}": float(v.detach()) for k, v in losses.items()}
         metrics["train/grad_norm"] = float(grad_norm)
@@ -164,16 +173,18 @@ class Reinforce:
 
     def learn(self, total_timesteps: int, *, stop_return: float | None = None,
               run_dir: str | Path | None = None, progress_bar: bool = False,
-              tensorboard: bool = True) -> Reinforce:
+              tensorboard: bool = True, save_every: int | None = None) -> Reinforce:
         """Train for ``total_timesteps`` more env steps (see :func:`pgrad.trainer.train`).
 
-        Returns the agent; what the call did is in ``agent.last_result``.
+        After :meth:`load` this continues the saved run: counters, optimiser, random
+        states and episode statistics carry on, and a ``run_dir`` holding the run's logs
+        is continued. Returns the agent; what the call did is in ``agent.last_result``.
         """
         from pgrad.trainer import train
 
         self.last_result = train(self, total_timesteps, stop_return=stop_return,
                                  run_dir=run_dir, progress_bar=progress_bar,
-                                 tensorboard=tensorboard)
+                                 tensorboard=tensorboard, save_every=save_every)
         return self
 
     @property
@@ -213,8 +224,10 @@ class Reinforce:
         return checkpoint.load(cls, path, env=env, device=device)
 
     def close(self) -> None:
-        """Close the vector env, if one was made."""
+        """Close the vector env, if one was made; a later :meth:`learn` or :meth:`save`
+        keeps its rollout state (episode statistics, the envs' random states)."""
         if self.collector is not None:
+            self.resume_state = self.collector.get_state()
             self.collector.envs.close()
             self.collector = None
 

@@ -9,15 +9,26 @@ Layout of the file:
 * tensor ``agent.generator``: the state of the agent's action-sampling generator (restored
   when the agent is loaded onto the same device type);
 * metadata ``pgrad``: a JSON document with the format version, the :class:`Config`, the
-  observation and action spaces (as plain data), Adam's hyper-parameters and the counters.
+  observation and action spaces (as plain data), Adam's hyper-parameters, the counters,
+  the rollout state (episode statistics, the envs' random states: see
+  :meth:`pgrad.rollout.Collector.get_state`) and a SHA-256 digest of everything else.
+
+pgrad has no running normalisation statistics to save: advantages are normalised per
+batch, and observations and rewards are used as the env returns them.
 
 Loading never unpickles anything: safetensors holds raw tensor bytes, JSON holds data.
 Files are written atomically: a temporary file in the same folder, flushed and fsynced,
-then renamed over the target, so a crash leaves either the old file or the new one.
+then renamed over the target (and the folder fsynced), so a crash at any moment leaves
+either the complete old file or the complete new one, never a mixture. Loading checks the
+digest, so a file changed after it was written (a flipped bit, an edited number) is
+refused; the digest is a check of integrity, not a signature: whoever can write the file
+can recompute it. Weights that are not finite are refused too, and so are weights whose
+shapes differ from those the saved config gives (compared before anything is allocated).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -39,7 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_FILE", "load", "resolve", "save"]
 
 FORMAT = "pgrad-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 files (no digest, no rollout state) still load; they resume less exactly."""
 MODEL_FILE = "model.safetensors"
 AgentT = TypeVar("AgentT", bound="Reinforce")
 
@@ -132,7 +145,10 @@ def save(path: str | Path, agent: Reinforce) -> Path:
         "num_updates": agent.num_updates,
         "generator_device": agent.generator.device.type,
         "torch_version": torch.__version__,
+        "rollout": (agent.collector.get_state() if agent.collector is not None
+                    else agent.resume_state),
     }
+    meta["sha256"] = digest(meta, tensors)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -145,6 +161,18 @@ def save(path: str | Path, agent: Reinforce) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def digest(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the metadata (without its ``sha256`` entry) and every tensor's bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps({k: v for k, v in meta.items() if k != "sha256"},
+                        sort_keys=True).encode())
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -184,13 +212,27 @@ def read(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
                          "(no 'pgrad' metadata)")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise PgradError(f"{path}: checkpoint metadata is not valid JSON ({e})") from e
+    except (ValueError, RecursionError) as e:  # bad JSON, a 10⁵-digit number, deep nesting
+        raise PgradError(f"{path}: checkpoint metadata is not valid JSON "
+                         f"({type(e).__name__}: {_first_line(e)[:200]})") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PgradError(f"{path} is not a pgrad checkpoint")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise PgradError(f"{path} has checkpoint format version {meta.get('format_version')!r};"
-                         f" this pgrad reads version {FORMAT_VERSION}")
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise PgradError(f"{path} has checkpoint format version {version!r}; this pgrad reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
+    if version >= 2:
+        try:
+            ok = meta.get("sha256") == digest(meta, tensors)
+        except (TypeError, ValueError, RuntimeError):
+            ok = False
+        if not ok:
+            raise PgradError(f"{path} fails its integrity check (SHA-256 digest mismatch): "
+                             "the file was changed or damaged after it was written")
+    bad = [k for k, v in tensors.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise PgradError(f"{path} holds non-finite values (nan or inf) in {bad[0]}")
     return meta, tensors
 
 
@@ -206,11 +248,15 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
                   space_from_dict(meta["action_space"]))
         optim_meta = meta["optimizer"]
         counters = int(meta["num_timesteps"]), int(meta["num_updates"])
+        rollout = meta.get("rollout")
+        if rollout is not None and not isinstance(rollout, dict):
+            raise TypeError("rollout state is not an object")
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, PgradError):
             raise
         raise PgradError(f"{path}: checkpoint metadata is incomplete or malformed "
                          f"({type(e).__name__}: {_first_line(e)})") from e
+    _check_shapes(path, config, spaces, tensors)
     if env is None and config.env_id is not None and config.env_id in gym.registry:
         env = config.env_id
     agent = cls(env, config=config, _spaces=spaces)
@@ -229,19 +275,21 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
         except RuntimeError as e:
             raise PgradError(f"{path}: return statistics are malformed "
                              f"({_first_line(e)})") from e
-    state: dict[int, dict[str, Any]] = {}
-    for index, plain in optim_meta["state"].items():
-        entry = dict(plain)
-        prefix = f"optim.{index}."
-        entry.update({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        state[int(index)] = entry
     try:
+        state: dict[int, dict[str, Any]] = {}
+        for index, plain in optim_meta["state"].items():
+            entry = dict(plain)
+            prefix = f"optim.{index}."
+            entry.update({k[len(prefix):]: v for k, v in tensors.items()
+                          if k.startswith(prefix)})
+            state[int(index)] = entry
         agent.optimizer.load_state_dict({"state": state,
                                          "param_groups": optim_meta["param_groups"]})
-    except (ValueError, KeyError, RuntimeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:
         raise PgradError(f"{path}: optimizer state does not match the model "
                          f"({_first_line(e)})") from e
     agent.num_timesteps, agent.num_updates = counters
+    agent.resume_state = rollout
     # A generator's state only fits a generator of the same device type; an agent loaded
     # onto another device keeps the generator seeded from config.seed.
     if "agent.generator" in tensors and meta.get("generator_device") == agent.device.type:
@@ -251,6 +299,25 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
             raise PgradError(f"{path}: random generator state is malformed "
                              f"({_first_line(e)})") from e
     return agent
+
+
+def _check_shapes(path: str | Path, config: Config, spaces: tuple[gym.Space, gym.Space],
+                  tensors: dict[str, torch.Tensor]) -> None:
+    """Raise unless the saved weights have the shapes the saved config gives, checked on
+    torch's meta device (no memory), before a policy of absurd size could be allocated."""
+    from pgrad.policies import make_policy
+
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        probe = make_policy(*spaces, **config.policy_kwargs)
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    saved = {k[len("policy."):]: tuple(v.shape) for k, v in tensors.items()
+             if k.startswith("policy.")}
+    if expected != saved:
+        wrong = sorted(k for k in expected.keys() | saved.keys()
+                       if expected.get(k) != saved.get(k))
+        raise PgradError(f"{path}: weights do not match the saved config (first difference: "
+                         f"{wrong[0]}: saved {saved.get(wrong[0])}, config gives "
+                         f"{expected.get(wrong[0])})")
 
 
 def _first_line(e: BaseException) -> str:

@@ -2,6 +2,9 @@
 
 Every field of :class:`pgrad.Config` is an option of ``pgrad train`` (``learning_rate`` is
 ``--learning-rate``, alias ``--lr``); bad input ends with a one-line error and exit code 2.
+``pgrad train`` saves its run directory every ``--save-every`` steps and at the end;
+SIGINT / SIGTERM finish the update under way, save, and exit with 130 / 143;
+``pgrad train --resume DIR`` continues a run (see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +25,9 @@ from pgrad.errors import PgradError
 __all__ = ["main"]
 
 DEFAULT_TIMESTEPS = 500_000
+DEFAULT_SAVE_EVERY = 100_000
+RUN_FILE = "run.json"
+"""The run's own settings (step target, stop return, ...), read back by --resume."""
 ALIASES = {"learning_rate": ["--lr"]}
 TRAIN_FIELDS = [f for f in dataclasses.fields(Config) if f.name != "env_id"]
 
@@ -70,15 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train REINFORCE on a Gymnasium environment. Batches are whole episodes "
         "(Monte-Carlo REINFORCE) unless --n-steps is set; then episodes cut by a batch's "
         "end are bootstrapped from the value baseline (an n-step actor-critic).")
-    train.add_argument("env_id", nargs="?", default="CartPole-v1",
+    train.add_argument("env_id", nargs="?", default=None,
                        help="Gymnasium environment id (default: CartPole-v1)")
-    train.add_argument("--total-timesteps", type=int, default=DEFAULT_TIMESTEPS, metavar="N",
-                       help=f"env steps to train for (default: {DEFAULT_TIMESTEPS})")
+    train.add_argument("--total-timesteps", type=int, default=None, metavar="N",
+                       help=f"env steps to train for (default: {DEFAULT_TIMESTEPS}); with "
+                       "--resume, the run's new total (default: the saved one)")
     train.add_argument("--stop-return", type=float, default=None, metavar="X",
                        help="stop once the mean return of the last 100 training episodes "
                        "reaches X (default: train for all steps)")
     train.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="run directory (default: runs/<env>-s<seed>-<date-time>)")
+    train.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                       help="continue the run saved in DIR with its saved settings, until "
+                       "its total steps (an interrupted run prints this command)")
+    train.add_argument("--save-every", type=int, default=None, metavar="N",
+                       help="save the checkpoint every N env steps, and at the end "
+                       f"(default: {DEFAULT_SAVE_EVERY})")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                        help="show a progress bar (default: on)")
     train.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
@@ -113,25 +127,105 @@ def _default_run_dir(env_id: str, seed: int) -> Path:
     return path
 
 
-def _train(args: argparse.Namespace) -> int:
+def _new_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Any, Path, dict]:
+    """A fresh agent, its run directory and its run settings."""
     from pgrad.agent import Reinforce
+
+    env_id = args.env_id or "CartPole-v1"
+    agent = Reinforce(env_id, **overrides)
+    run_dir = args.out or _default_run_dir(env_id, agent.config.seed)
+    if (run_dir / "model.safetensors").exists():
+        raise PgradError(f"{run_dir} already holds a trained model; choose another --out, "
+                         f"or continue it with --resume {run_dir}")
+    run = {"total_timesteps": args.total_timesteps or DEFAULT_TIMESTEPS,
+           "stop_return": args.stop_return,
+           "save_every": args.save_every or DEFAULT_SAVE_EVERY,
+           "tensorboard": args.tensorboard}
+    return agent, run_dir, run
+
+
+def _resumed_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Any, Path, dict]:
+    """The agent saved in ``--resume DIR``, DIR, and the run's settings (given ones win)."""
+    from pgrad.agent import Reinforce
+
+    run_dir = args.resume
+    clashes = [f"--{name.replace('_', '-')}" for name in overrides]
+    clashes += [flag for flag, given in (("env_id", args.env_id), ("--out", args.out)) if given]
+    if clashes:
+        raise PgradError(f"--resume continues a run with its saved settings; drop "
+                         f"{', '.join(clashes)}")
+    run_file = run_dir / RUN_FILE
+    try:
+        run = json.loads(run_file.read_text()) if run_file.is_file() else {}
+        if not isinstance(run, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise PgradError(f"{run_file} is unreadable ({e}); delete it to resume with "
+                         "the defaults") from e
+    agent = Reinforce.load(run_dir)
+    if agent.env_source is None:
+        raise PgradError(f"{run_dir} was trained on an env built by a callable, not a "
+                         "Gymnasium id; resume it from Python with Reinforce.load(..., env=...)")
+    for key, value in (("total_timesteps", args.total_timesteps),
+                       ("stop_return", args.stop_return), ("save_every", args.save_every)):
+        if value is not None or key not in run:
+            run[key] = value if value is not None else {
+                "total_timesteps": DEFAULT_TIMESTEPS, "save_every": DEFAULT_SAVE_EVERY}.get(key)
+    run["tensorboard"] = bool(run.get("tensorboard", True)) and args.tensorboard
+    return agent, run_dir, run
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pgrad.trainer import Interrupted
 
     overrides = {f.name: getattr(args, f.name) for f in TRAIN_FIELDS if hasattr(args, f.name)}
     if "hidden_sizes" in overrides:
         overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
-    if args.total_timesteps < 1:
-        raise PgradError(f"--total-timesteps must be at least 1, got {args.total_timesteps}")
-    agent = Reinforce(args.env_id, **overrides)
-    run_dir = args.out or _default_run_dir(args.env_id, agent.config.seed)
-    if (run_dir / "model.safetensors").exists():
-        raise PgradError(f"{run_dir} already holds a trained model; choose another --out")
+    for flag, value in (("--total-timesteps", args.total_timesteps),
+                        ("--save-every", args.save_every)):
+        if value is not None and value < 1:
+            raise PgradError(f"{flag} must be at least 1, got {value}")
+    agent, run_dir, run = (_resumed_run if args.resume else _new_run)(args, overrides)
+    try:
+        total = int(run["total_timesteps"])
+        save_every = int(run["save_every"])
+        stop_return = None if run["stop_return"] is None else float(run["stop_return"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise PgradError(f"{run_dir / RUN_FILE} is malformed ({e!r})") from e
+    remaining = total - agent.num_timesteps
+    if remaining < 1:
+        print(f"{run_dir} has trained {agent.num_timesteps} of its {total} steps: nothing "
+              "to do (give a larger --total-timesteps to train on)")
+        return 0
+    env_id = agent.config.env_id
     estimator = ("whole episodes (Monte-Carlo REINFORCE)" if agent.config.n_steps is None
                  else f"{agent.config.n_steps}-step segments bootstrapped from V(s)")
-    print(f"pgrad: training on {args.env_id} ({agent.config.num_envs} envs, batches of "
-          f"{estimator}, baseline {'on' if agent.config.baseline else 'off'})", flush=True)
+    start = f", resuming at step {agent.num_timesteps}" if args.resume else ""
+    print(f"pgrad: training on {env_id} ({agent.config.num_envs} envs, batches of "
+          f"{estimator}, baseline {'on' if agent.config.baseline else 'off'}{start})",
+          flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+    resume_hint = f"resume with: pgrad train --resume {run_dir}"
     try:
-        agent.learn(args.total_timesteps, stop_return=args.stop_return, run_dir=run_dir,
-                    progress_bar=args.progress, tensorboard=args.tensorboard)
+        agent.learn(remaining, stop_return=stop_return, run_dir=run_dir,
+                    progress_bar=args.progress, tensorboard=run["tensorboard"],
+                    save_every=save_every)
+    except Interrupted as e:
+        name = signal.Signals(e.signum).name
+        print(f"pgrad train: interrupted by {name} at step {e.step}; checkpoint saved to "
+              f"{e.checkpoint}; {resume_hint}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        saved = (run_dir / "model.safetensors").is_file()
+        print("pgrad train: interrupted during an update, which was abandoned; " + (
+              f"the last checkpoint is intact; {resume_hint}" if saved
+              else "no checkpoint was saved yet"), file=sys.stderr)
+        return 130
+    except PgradError as e:
+        saved = (run_dir / "model.safetensors").is_file()
+        raise PgradError(f"{e}" + (f"; the last checkpoint in {run_dir} is intact"
+                                   if saved else "")) from e
     finally:
         agent.close()
     result = agent.last_result

@@ -21,6 +21,7 @@ from pgrad.policies import ACTION_BOUNDS, VALUE_NETS
 __all__ = ["Config"]
 
 DEVICES = ("cpu", "cuda", "auto")
+NONFINITE = ("stop", "skip")
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
     "None": (type(None),), "tuple[int, ...]": (tuple,),
@@ -104,6 +105,10 @@ class Config:
     threads: int | None = field(default=1, metadata=_help(
         "Torch CPU threads while training (None: leave torch's setting). One thread is "
         "fastest for small MLPs and never oversubscribes a busy machine."))
+    on_nonfinite: str = field(default="stop", metadata=_help(
+        "When the loss, the gradient or the parameters are not finite (nan or inf): "
+        "'stop' training with an error naming what diverged and the step (the last "
+        "checkpoint stays as it was), or 'skip' the update and go on."))
     seed: int = field(default=0, metadata=_help("Seed of torch, NumPy and the environments."))
     device: str = field(default="cpu", metadata=_help(
         "Torch device of the networks: cpu, cuda, cuda:N or auto."))
@@ -148,6 +153,8 @@ class Config:
         need(self.vectorization in VECTORIZATIONS,
              f"vectorization must be one of {', '.join(VECTORIZATIONS)}, "
              f"got {self.vectorization!r}")
+        need(self.on_nonfinite in NONFINITE,
+             f"on_nonfinite must be one of {', '.join(NONFINITE)}, got {self.on_nonfinite!r}")
         need(self.device in DEVICES or self.device.startswith("cuda:"),
              f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
 

@@ -28,9 +28,12 @@ __all__ = [
     "LineWalkVectorEnv",
     "check_env_id",
     "check_spaces",
+    "env_name",
+    "get_rng_states",
     "make_env",
     "make_vec_env",
     "register_envs",
+    "set_rng_states",
 ]
 
 LINEWALK_ID = "pgrad/LineWalk-v0"
@@ -212,3 +215,55 @@ def make_vec_env(
         raise PgradError(f"pgrad needs vector envs with next-step autoreset, this one uses "
                          f"{autoreset}")
     return vec
+
+
+# ---------------------------------------------------------------------- RNG states
+def env_name(envs: VectorEnv) -> str:
+    """A vector env's id for messages (its spec's id, else its single env's class name)."""
+    spec = getattr(envs, "spec", None)
+    if spec is not None:
+        return spec.id
+    base = envs.unwrapped
+    sub = base.envs if isinstance(base, gym.vector.SyncVectorEnv) else None
+    if sub:
+        return sub[0].spec.id if sub[0].spec is not None else type(sub[0].unwrapped).__name__
+    return type(base).__name__
+
+
+def _env_generators(envs: VectorEnv) -> list[np.random.Generator] | None:
+    """The NumPy generators behind a vector env (through its wrappers); None for async."""
+    base = envs.unwrapped
+    if isinstance(base, gym.vector.AsyncVectorEnv):
+        return None
+    if isinstance(base, gym.vector.SyncVectorEnv):
+        return [e.unwrapped.np_random for e in base.envs]
+    return [base.np_random]
+
+
+def get_rng_states(envs: VectorEnv) -> list[dict[str, Any]] | None:
+    """The NumPy bit-generator states of a vector env's randomness, as JSON-able dicts.
+
+    A native vector env has one generator (``envs.unwrapped.np_random``); a sync vector env
+    one per sub-env (``sub.unwrapped.np_random``). An async vector env's generators live in
+    its subprocesses: None (not captured). Randomness an env keeps elsewhere (its own
+    ``random.Random``, a wrapper's generator) is not captured either.
+    """
+    generators = _env_generators(envs)
+    return None if generators is None else [g.bit_generator.state for g in generators]
+
+
+def set_rng_states(envs: VectorEnv, states: list[dict[str, Any]] | None) -> bool:
+    """Restore :func:`get_rng_states`' states; False (nothing changed) where they do not fit."""
+    generators = _env_generators(envs)
+    if states is None or generators is None:
+        return False
+    if len(generators) != len(states) or any(
+            not isinstance(s, dict) or s.get("bit_generator") != type(g.bit_generator).__name__
+            for g, s in zip(generators, states, strict=True)):
+        return False
+    try:
+        for generator, state in zip(generators, states, strict=True):
+            generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as e:
+        raise PgradError(f"the saved environment random state is malformed ({e})") from e
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,32 @@ class Logger:
     ``progress.csv`` gets a header from the first row's keys (plus ``step``); later rows
     must use the same keys (a missing one is written empty). TensorBoard event files go
     to the same directory when ``tensorboard`` is true.
+
+    ``resume_step``: continue an earlier run's logs instead of starting new ones: rows of
+    ``progress.csv`` after that step (logged after the checkpoint being resumed) are
+    dropped and new rows appended under the existing header; TensorBoard hides the old
+    events after that step (``purge_step``).
     """
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True,
+                 resume_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.run_dir / "progress.csv"
-        self._file = open(self.csv_path, "w", newline="")  # noqa: SIM115 (closed in close())
         self._writer: csv.DictWriter[str] | None = None
+        fieldnames = (_truncate_csv(self.csv_path, resume_step)
+                      if resume_step is not None and self.csv_path.is_file() else None)
+        # closed in close()
+        self._file = open(self.csv_path, "a" if fieldnames else "w", newline="")  # noqa: SIM115
+        if fieldnames:
+            self._writer = csv.DictWriter(self._file, fieldnames=fieldnames,
+                                          extrasaction="ignore", restval="")
         self._tb: Any = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(self.run_dir))
+            purge = None if resume_step is None else resume_step + 1
+            self._tb = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Write ``metrics`` at ``step``; NaN values are written (CSV 'nan', TB skipped)."""
@@ -48,3 +62,25 @@ class Logger:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _truncate_csv(path: Path, last_step: int) -> list[str] | None:
+    """Keep the rows of ``path`` up to ``last_step`` (rewritten atomically); its header."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fieldnames = list(reader.fieldnames or [])
+        try:
+            rows = [row for row in reader if int(row["step"]) <= last_step]
+        except (KeyError, TypeError, ValueError):
+            return None  # not a progress file of ours: start a new one
+    if "step" not in fieldnames:
+        return None
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore", restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return fieldnames

@@ -17,6 +17,10 @@ Two kinds of batch:
 * fixed steps (``n_steps=T``): T steps of every env; episodes run on across batches and the
   last step of an unfinished episode is a cut, bootstrapped from V by the update.
 
+Every observation and reward is checked: an env that raises, returns observations of
+another shape, or non-finite observations or rewards stops the rollout with a
+:class:`PgradError` naming the env and the step.
+
 Storage is time-major: ``obs[t, i]`` is the observation on which env ``i`` acted at step
 ``t``, and ``obs[t + 1, i]`` the observation that followed (so ``obs`` has T + 1 rows).
 """
@@ -25,12 +29,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from pgrad.envs import env_name, get_rng_states, set_rng_states
+from pgrad.errors import PgradError
 from pgrad.policies import Policy
 
 __all__ = ["Batch", "Collector"]
@@ -122,6 +129,8 @@ class Collector:
             n_steps or 64, self.num_envs, tuple(obs_space.shape),
             _torch_dtype(obs_space.dtype), policy.action_shape, policy.action_dtype)
         self._seed = seed
+        self._obs_shape = (self.num_envs, *obs_space.shape)
+        self._float_obs = np.issubdtype(obs_space.dtype, np.floating)
         self.generator = generator
         self._obs: np.ndarray | None = None
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
@@ -133,7 +142,11 @@ class Collector:
         self.steps = 0
 
     def _reset(self) -> None:
-        self._obs, _ = self.envs.reset(seed=self._seed)
+        try:
+            self._obs, _ = self.envs.reset(seed=self._seed)
+        except Exception as e:  # an env's own failure, reported as bad input
+            raise self._env_error(f"raised {type(e).__name__} ({e})") from e
+        self._check(self._obs, None, "reset")
         self._seed = None
         self._prev_done[:] = False
         self._ep_return[:] = 0.0
@@ -144,6 +157,10 @@ class Collector:
         batch is valid until the next ``collect``)."""
         if self.n_steps is None or self._obs is None:
             self._reset()
+        if self.n_steps is None:
+            # Idle envs replay whatever action their row holds: zeros, so that a batch
+            # depends on nothing but the policy, the generator and the envs' state.
+            self._buffers.arrays["actions"].fill(0)
         with torch.inference_mode():
             if self.n_steps is not None:
                 length = self._collect_steps(self.n_steps)
@@ -173,7 +190,11 @@ class Collector:
                 actions = self.policy.sample(obs[acting], generator=self.generator)
                 bufs["actions"][t][acting] = actions.cpu().numpy()
             actions = self._buffers.tensors["actions"][t]
-        obs, rewards, terminated, truncated, _ = self.envs.step(self.policy.to_env(actions))
+        try:
+            obs, rewards, terminated, truncated, _ = self.envs.step(self.policy.to_env(actions))
+        except Exception as e:  # an env's own failure, reported as bad input
+            raise self._env_error(f"raised {type(e).__name__} ({e})", t) from e
+        self._check(obs, rewards, t)
         self._obs = obs
         bufs["rewards"][t] = rewards
         bufs["terminated"][t] = terminated
@@ -190,6 +211,61 @@ class Collector:
             self._ep_return[finished] = 0.0
             self._ep_length[finished] = 0
         return done
+
+    # ------------------------------------------------------------------ checks
+    def _check(self, obs: Any, rewards: Any, t: int | str) -> None:
+        """Raise unless ``obs`` has the batch's shape and ``obs``, ``rewards`` are finite."""
+        shape = getattr(obs, "shape", None)
+        if shape != self._obs_shape:
+            raise self._env_error(f"returned observations of shape {shape}, expected "
+                                  f"{self._obs_shape}", t)
+        if self._float_obs and not np.isfinite(obs).all():
+            raise self._env_error("returned a non-finite observation (nan or inf)", t)
+        if rewards is not None and not np.isfinite(rewards).all():
+            raise self._env_error("returned a non-finite reward (nan or inf)", t)
+
+    def _env_error(self, what: str, t: int | str = "reset") -> PgradError:
+        where = "at reset" if t == "reset" else (
+            f"at step {self.steps + int(self._buffers.arrays['valid'][:t].sum()) + 1}")
+        line = " ".join(f"environment {env_name(self.envs)} {what} {where}".split())
+        return PgradError(line)
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> dict[str, Any]:
+        """The collector's state as JSON-able data: episode statistics, counters, the
+        envs' random states and whether the next reset seeds the envs (see
+        :meth:`set_state`)."""
+        return {
+            "episodes": self.episodes,
+            "steps": self.steps,
+            "episode_returns": [float(r) for r in self.episode_returns],
+            "episode_lengths": [int(n) for n in self.episode_lengths],
+            "reset_seed": self._seed,
+            "env_rng": get_rng_states(self.envs),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_state`'s data.
+
+        Whole-episode batches then continue exactly: every batch starts with a reset, so
+        the envs' random states are all that carries over. Fixed-step batches restart
+        their episodes with a reset drawn from the restored random state (an env's
+        in-episode state cannot be saved in general).
+        """
+        try:
+            self.episodes = int(state["episodes"])
+            self.steps = int(state["steps"])
+            self.episode_returns.clear()
+            self.episode_returns.extend(float(r) for r in state["episode_returns"])
+            self.episode_lengths.clear()
+            self.episode_lengths.extend(int(n) for n in state["episode_lengths"])
+            seed = state["reset_seed"]
+            self._seed = None if seed is None else int(seed)
+            env_rng = state.get("env_rng")
+        except (KeyError, TypeError, ValueError) as e:
+            raise PgradError(f"the saved rollout state is malformed ({e!r})") from e
+        if self._seed is None:  # the saved run's envs were seeded: continue their streams
+            set_rng_states(self.envs, env_rng)
 
     def _collect_steps(self, n_steps: int) -> int:
         for t in range(n_steps):

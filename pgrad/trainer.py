@@ -1,5 +1,11 @@
 """The training loop, the one place with side effects: collect → update → log → checkpoint.
 
+Reliability (``docs/reliability.md``): with a ``run_dir`` the loop saves a checkpoint
+every ``save_every`` steps and at the end, each written atomically; SIGINT and SIGTERM
+let the current update finish, save, and raise :class:`Interrupted` (a second signal
+abandons the update at once); an agent that already trained (loaded from a checkpoint)
+continues the run's ``progress.csv`` and TensorBoard steps instead of restarting them.
+
 Vocabulary: an *update* is one gradient step on one *batch* (whole episodes, or n_steps
 of every env); ``num_timesteps`` counts valid env transitions; the *training return* is
 the mean return of the last 100 finished training episodes (``rollout/ep_return_mean``).
@@ -9,11 +15,14 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,7 +36,19 @@ from pgrad.logger import Logger
 if TYPE_CHECKING:
     from pgrad.agent import Reinforce
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["Interrupted", "TrainResult", "train"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on a signal after finishing an update (and saving, with a run_dir).
+
+    Attributes: ``signum`` (``signal.SIGINT`` or ``signal.SIGTERM``), ``step`` (the
+    agent's step count) and ``checkpoint`` (the file written, or None without a run_dir).
+    """
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}")
 
 
 @dataclass(frozen=True)
@@ -50,7 +71,7 @@ class TrainResult:
 
 def train(agent: Reinforce, total_timesteps: int, *, stop_return: float | None = None,
           run_dir: str | Path | None = None, progress_bar: bool = False,
-          tensorboard: bool = True) -> TrainResult:
+          tensorboard: bool = True, save_every: int | None = None) -> TrainResult:
     """Train ``agent`` for ``total_timesteps`` more env steps (the last batch may overshoot).
 
     Args:
@@ -60,11 +81,22 @@ def train(agent: Reinforce, total_timesteps: int, *, stop_return: float | None =
             final ``model.safetensors``; None writes nothing.
         progress_bar: show a tqdm bar with steps, steps/s and the training return.
         tensorboard: also write TensorBoard event files in ``run_dir``.
+        save_every: also save ``run_dir/model.safetensors`` whenever this many steps have
+            passed since the last save (None: only at the end and on SIGINT / SIGTERM).
+
+    Raises:
+        Interrupted: on SIGINT / SIGTERM (in the main thread), after the update under way
+            finished and the checkpoint was saved.
+        pgrad.guard.Diverged: nan or inf in the loss, gradient or parameters (unless
+            ``on_nonfinite='skip'``); nothing is saved, the last checkpoint stays.
     """
     if total_timesteps < 1:
         raise PgradError(f"total_timesteps must be at least 1, got {total_timesteps}")
-    with _torch_threads(agent.config.threads):
-        return _train(agent, total_timesteps, stop_return, run_dir, progress_bar, tensorboard)
+    if save_every is not None and save_every < 1:
+        raise PgradError(f"save_every must be at least 1 (or None), got {save_every}")
+    with _torch_threads(agent.config.threads), _deferred_signals() as signals:
+        return _train(agent, total_timesteps, stop_return, run_dir, progress_bar, tensorboard,
+                      save_every, signals)
 
 
 @contextmanager
@@ -79,11 +111,45 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+class _Signals:
+    """The first SIGINT / SIGTERM received inside :func:`_deferred_signals` (or None)."""
+
+    signum: int | None = None
+
+
+@contextmanager
+def _deferred_signals() -> Iterator[_Signals]:
+    """Record SIGINT and SIGTERM instead of dying mid-update; a second one raises
+    KeyboardInterrupt at once. Outside the main thread signals are left alone."""
+    state = _Signals()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if state.signum is not None:
+            raise KeyboardInterrupt
+        state.signum = signum
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
-           run_dir: str | Path | None, progress_bar: bool, tensorboard: bool) -> TrainResult:
+           run_dir: str | Path | None, progress_bar: bool, tensorboard: bool,
+           save_every: int | None, signals: _Signals) -> TrainResult:
     start = time.perf_counter()
     collector = agent.make_collector()
-    logger = Logger(run_dir, tensorboard=tensorboard) if run_dir is not None else None
+    # An agent with history continues its run's logs (rows after its step are dropped).
+    resume_step = agent.num_timesteps if agent.num_timesteps > 0 else None
+    logger = (Logger(run_dir, tensorboard=tensorboard, resume_step=resume_step)
+              if run_dir is not None else None)
+    model_path = Path(run_dir) / MODEL_FILE if run_dir is not None else None
+    last_save = agent.num_timesteps
     if run_dir is not None:
         (Path(run_dir) / "config.json").write_text(
             json.dumps(agent.config.to_dict(), indent=2) + "\n")
@@ -105,6 +171,7 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
                 "rollout/ep_length_mean": _mean(collector.episode_lengths),
                 "rollout/episodes": float(collector.episodes),
                 "rollout/batch_steps": float(batch.num_steps),
+                "train/skipped_updates": float(agent.skipped_updates),
                 "time/sps": (agent.num_timesteps - first_step) / max(elapsed, 1e-9),
                 "time/elapsed": elapsed,
             })
@@ -113,6 +180,13 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
             bar.update(min(batch.num_steps, target - bar.n))
             bar.set_postfix(sps=f"{metrics['time/sps']:.0f}", ret=f"{return_mean:.1f}",
                             refresh=False)
+            if model_path is not None and (
+                    signals.signum is not None
+                    or (save_every is not None and agent.num_timesteps - last_save >= save_every)):
+                agent.save(model_path)             # checkpoint, atomically
+                last_save = agent.num_timesteps
+            if signals.signum is not None:
+                raise Interrupted(signals.signum, agent.num_timesteps, model_path)
             full_window = len(collector.episode_returns) == collector.episode_returns.maxlen
             if stop_return is not None and full_window and return_mean >= stop_return:
                 reached = True
@@ -121,8 +195,8 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
         bar.close()
         if logger is not None:
             logger.close()
-    if run_dir is not None:
-        agent.save(Path(run_dir) / MODEL_FILE)
+    if model_path is not None and last_save != agent.num_timesteps:
+        agent.save(model_path)
     return TrainResult(
         steps=agent.num_timesteps - first_step,
         seconds=time.perf_counter() - start,

@@ -33,12 +33,15 @@ def trained_file(tmp_path_factory) -> Path:
     return linewalk_agent().save(tmp_path_factory.mktemp("ckpt") / "model.safetensors")
 
 
-def rewrite_metadata(source: Path, target: Path, change) -> Path:
-    """Copy a checkpoint with its 'pgrad' metadata passed through ``change(dict)``."""
+def rewrite_metadata(source: Path, target: Path, change, resign: bool = True) -> Path:
+    """Copy a checkpoint with its 'pgrad' metadata passed through ``change(dict)``; with
+    ``resign`` the digest is recomputed (a consistent file with wrong content)."""
     with safe_open(str(source), framework="pt") as f:
         meta = json.loads(f.metadata()["pgrad"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     change(meta)
+    if resign:
+        meta["sha256"] = checkpoint.digest(meta, tensors)
     save_file(tensors, str(target), metadata={"pgrad": json.dumps(meta)})
     return target
 
@@ -185,17 +188,63 @@ def test_safetensors_without_pgrad_metadata(tmp_path: Path) -> None:
         (lambda m: m.update(format="other"), "not a pgrad checkpoint"),
         (lambda m: m.pop("config"), "malformed"),
         (lambda m: m["config"].update(hidden_sizes=[7]), "weights"),
+        (lambda m: m["config"].update(hidden_sizes=[10**6, 10**6]), "weights"),
+        (lambda m: m["action_space"].update(n=10**12), "weights"),
         (lambda m: m["config"].update(unknown_option=1), "unknown config"),
         (lambda m: m["config"].update(gamma=3.0), "gamma"),
         (lambda m: m["observation_space"].update(type="Graph"), "space"),
     ],
     ids=["future-version", "no-version", "other-format", "no-config", "wrong-shapes",
+         "huge-network", "huge-action-space",
          "unknown-key", "invalid-config", "unknown-space"],
 )
 def test_inconsistent_metadata(trained_file: Path, tmp_path: Path, change, match) -> None:
     path = rewrite_metadata(trained_file, tmp_path / "model.safetensors", change)
     with pytest.raises(PgradError, match=match):
         pgrad.Reinforce.load(path)
+
+
+def test_edited_metadata_fails_the_integrity_check(trained_file: Path, tmp_path: Path) -> None:
+    path = rewrite_metadata(trained_file, tmp_path / "model.safetensors",
+                            lambda m: m.update(num_timesteps=10**9), resign=False)
+    with pytest.raises(PgradError, match="integrity"):
+        pgrad.Reinforce.load(path)
+
+
+@pytest.mark.parametrize("where", [0.6, 0.8, 0.999])
+def test_flipped_bit_in_the_weights_fails_the_integrity_check(trained_file: Path,
+                                                              tmp_path: Path,
+                                                              where: float) -> None:
+    data = bytearray(trained_file.read_bytes())
+    data[int(len(data) * where)] ^= 0x01  # in the tensor bytes, after the JSON header
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(bytes(data))
+    with pytest.raises(PgradError, match="integrity|not a readable"):
+        pgrad.Reinforce.load(path)
+
+
+def test_non_finite_weights_are_refused(trained_file: Path, tmp_path: Path) -> None:
+    with safe_open(str(trained_file), framework="pt") as f:
+        meta = json.loads(f.metadata()["pgrad"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    name = next(k for k in tensors if k.startswith("policy."))
+    tensors[name][..., 0] = float("nan")
+    meta["sha256"] = checkpoint.digest(meta, tensors)
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path), metadata={"pgrad": json.dumps(meta)})
+    with pytest.raises(PgradError, match="non-finite"):
+        pgrad.Reinforce.load(path)
+
+
+def test_version_1_files_still_load(trained_file: Path, tmp_path: Path) -> None:
+    """Files from before the digest and rollout state (format 1) load as they did."""
+    def to_v1(meta: dict) -> None:
+        meta.update(format_version=1)
+        meta.pop("sha256")
+        meta.pop("rollout")
+
+    path = rewrite_metadata(trained_file, tmp_path / "model.safetensors", to_v1, resign=False)
+    assert pgrad.Reinforce.load(path).num_updates > 0
 
 
 def test_metadata_that_is_not_json(trained_file: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pgrad.envs import LINEWALK_ID
 from pgrad.presets import preset
 
 TRAIN_FLAGS = ["--total-timesteps", "--stop-return", "--out", "--progress", "--no-progress",
-               "--tensorboard", "--no-tensorboard", "--lr"]
+               "--tensorboard", "--no-tensorboard", "--lr", "--resume", "--save-every"]
 EVAL_FLAGS = ["--episodes", "--env", "--seed", "--deterministic", "--no-deterministic",
               "--device", "--json"]
 
