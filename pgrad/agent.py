@@ -24,9 +24,15 @@ import torch
 
 from pgrad import checkpoint
 from pgrad.config import Config
+from pgrad.diagnostics import (
+    approx_kl,
+    episode_segments,
+    gradient_statistics,
+    per_episode_gradients,
+)
 from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
 from pgrad.errors import PgradError
-from pgrad.losses import reinforce_loss
+from pgrad.losses import advantages, reinforce_loss
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
 from pgrad.returns import discounted_returns
@@ -129,11 +135,17 @@ class Reinforce:
         returns = discounted_returns(rewards, cfg.gamma, terminated=terminated,
                                      truncated=truncated, next_values=next_values)
 
+        weights = None
+        if cfg.discount_policy_gradient:  # γ^t, t the step's index within its episode
+            weights = cfg.gamma ** _episode_steps(batch)[valid].to(self.device, obs.dtype)
         log_probs, entropy, values = policy.evaluate_actions(
             obs[:-1][valid], batch.actions.to(self.device)[valid])
         losses = reinforce_loss(
             log_probs, returns[valid], values, entropy, vf_coef=cfg.vf_coef,
-            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages)
+            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
+            policy_weights=weights)
+        due = cfg.diagnostics_every > 0 and self.num_updates % cfg.diagnostics_every == 0
+        diagnostics = _gradient_diagnostics(self, batch, returns, values, weights, due)
 
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -148,6 +160,11 @@ class Reinforce:
         metrics["train/grad_norm"] = float(grad_norm)
         if values is not None:
             metrics["train/explained_variance"] = _explained_variance(values, returns[valid])
+        with torch.no_grad():  # how far the step moved the policy on this batch's states
+            new_log_probs = policy.distribution(obs[:-1][valid]).log_prob(
+                batch.actions.to(self.device)[valid])
+        metrics["diagnostics/kl"] = approx_kl(log_probs.detach(), new_log_probs)
+        metrics.update(diagnostics)
         return metrics
 
     def learn(self, total_timesteps: int, *, stop_return: float | None = None,
@@ -212,6 +229,33 @@ def _probe_spaces(env: EnvSource) -> tuple[gym.Space, gym.Space]:
         return probe.observation_space, probe.action_space
     finally:
         probe.close()
+
+
+def _episode_steps(batch: Batch) -> torch.Tensor:
+    if batch.episode_steps is None:
+        raise PgradError("discount_policy_gradient needs the batch's episode_steps")
+    return batch.episode_steps
+
+
+def _gradient_diagnostics(agent: Reinforce, batch: Batch, returns: torch.Tensor,
+                          values: torch.Tensor | None, weights: torch.Tensor | None,
+                          due: bool) -> dict[str, float]:
+    """Variance and SNR of the per-episode policy gradients (pgrad.diagnostics); NaN
+    when not ``due`` (the keys are always there, so the CSV has their columns)."""
+    nan = float("nan")
+    if not due or batch.episode_steps is None:
+        return {"diagnostics/grad_variance": nan, "diagnostics/grad_snr": nan}
+    cfg, device = agent.config, agent.device
+    valid = batch.valid.to(device)
+    segment, position, count = episode_segments(valid, batch.episode_steps.to(device))
+    adv = advantages(returns[valid], values, normalize_advantages=cfg.normalize_advantages)
+    if weights is not None:
+        adv = adv * weights
+    grads = per_episode_gradients(agent.policy, batch.obs[:-1].to(device)[valid],
+                                  batch.actions.to(device)[valid], adv, segment, position,
+                                  count)
+    variance, snr = gradient_statistics(grads)
+    return {"diagnostics/grad_variance": variance, "diagnostics/grad_snr": snr}
 
 
 def _last_row(valid: torch.Tensor) -> torch.Tensor:
