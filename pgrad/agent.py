@@ -243,19 +243,30 @@ def _gradient_diagnostics(agent: Reinforce, batch: Batch, returns: torch.Tensor,
     """Variance and SNR of the per-episode policy gradients (pgrad.diagnostics); NaN
     when not ``due`` (the keys are always there, so the CSV has their columns)."""
     nan = float("nan")
+    out = dict.fromkeys(["diagnostics/grad_variance", "diagnostics/grad_snr",
+                         "diagnostics/grad_variance_without_baseline",
+                         "diagnostics/grad_snr_without_baseline"], nan)
     if not due or batch.episode_steps is None:
-        return {"diagnostics/grad_variance": nan, "diagnostics/grad_snr": nan}
+        return out
     cfg, device = agent.config, agent.device
     valid = batch.valid.to(device)
     segment, position, count = episode_segments(valid, batch.episode_steps.to(device))
-    adv = advantages(returns[valid], values, normalize_advantages=cfg.normalize_advantages)
-    if weights is not None:
-        adv = adv * weights
-    grads = per_episode_gradients(agent.policy, batch.obs[:-1].to(device)[valid],
-                                  batch.actions.to(device)[valid], adv, segment, position,
-                                  count)
-    variance, snr = gradient_statistics(grads)
-    return {"diagnostics/grad_variance": variance, "diagnostics/grad_snr": snr}
+    obs, actions = batch.obs[:-1].to(device)[valid], batch.actions.to(device)[valid]
+    # With a baseline, also the same batch's gradients without it (A = G): the variance
+    # the baseline removed, measured on identical episodes.
+    for suffix, baseline in [("", values), ("_without_baseline", None)]:
+        if suffix and values is None:
+            break
+        adv = advantages(returns[valid], baseline,
+                         normalize_advantages=cfg.normalize_advantages)
+        if weights is not None:
+            adv = adv * weights
+        grads = per_episode_gradients(agent.policy, obs, actions, adv, segment, position,
+                                      count)
+        variance, snr = gradient_statistics(grads)
+        out[f"diagnostics/grad_variance{suffix}"] = variance
+        out[f"diagnostics/grad_snr{suffix}"] = snr
+    return out
 
 
 def _last_row(valid: torch.Tensor) -> torch.Tensor:

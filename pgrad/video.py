@@ -7,6 +7,7 @@ control envs render with pygame: ``pip install "pgrad[video]"``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -47,6 +48,9 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
     if env_id is None:
         raise PgradError("this agent was trained on a callable env: give the env id to film")
     register_envs()
+    # pygame renders off-screen; without a display SDL would complain on stderr.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     path = Path(path)
     single_file = path.suffix.lower() == ".mp4"
     out_dir = path.parent if single_file else path
@@ -60,7 +64,8 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
             raise PgradError(f"cannot render {env_id}: {e} ({_INSTALL})") from e
         if fps is not None:
             env.metadata = {**env.metadata, "render_fps": fps}
-        env = gym.wrappers.RecordVideo(env, tmp, episode_trigger=lambda _: True,
+        frames_dir = Path(tmp) / "frames"  # new, so the recorder has nothing to overwrite
+        env = gym.wrappers.RecordVideo(env, str(frames_dir), episode_trigger=lambda _: True,
                                        name_prefix="video", disable_logger=True)
         generator = torch.Generator(device=agent.policy.device).manual_seed(seed)
         try:
@@ -78,7 +83,7 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
         finally:
             env.close()
         for episode in range(episodes):
-            source = Path(tmp) / f"video-episode-{episode}.mp4"
+            source = frames_dir / f"video-episode-{episode}.mp4"
             if not source.exists():
                 raise PgradError(f"the video recorder wrote no file for episode {episode}")
             name = (f"{stem}.mp4" if single_file and episodes == 1
