@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,10 +144,15 @@ def run_grid(env_id: str, configurations: list[str], seeds: list[int], total_tim
             if report:
                 report(results[-1])
         return results
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs) as pool:
-        for result in pool.imap_unordered(_run_one, specs):
-            results.append(result)
-            if report:
-                report(result)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(_run_one, spec) for spec in specs]
+        try:
+            for future in as_completed(futures):
+                results.append(future.result())
+                if report:
+                    report(results[-1])
+        except BaseException:  # a failed run or Ctrl-C: start no more runs
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return results
