@@ -160,10 +160,12 @@ class Reinforce:
         metrics["train/grad_norm"] = float(grad_norm)
         if values is not None:
             metrics["train/explained_variance"] = _explained_variance(values, returns[valid])
-        with torch.no_grad():  # how far the step moved the policy on this batch's states
-            new_log_probs = policy.distribution(obs[:-1][valid]).log_prob(
-                batch.actions.to(self.device)[valid])
-        metrics["diagnostics/kl"] = approx_kl(log_probs.detach(), new_log_probs)
+        metrics["diagnostics/kl"] = float("nan")
+        if due:  # how far the step moved the policy on this batch's states
+            with torch.no_grad():
+                new_log_probs = policy.distribution(obs[:-1][valid]).log_prob(
+                    batch.actions.to(self.device)[valid])
+            metrics["diagnostics/kl"] = approx_kl(log_probs.detach(), new_log_probs)
         metrics.update(diagnostics)
         return metrics
 

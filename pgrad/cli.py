@@ -231,8 +231,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _threshold(args: argparse.Namespace, env_id: str | None) -> float | None:
-    if args.threshold is not None or env_id is None:
-        return args.threshold
+    if args.threshold is not None or env_id is None or args.metric != "rollout/ep_return_mean":
+        return args.threshold  # the env's reward_threshold is a threshold of returns
     import gymnasium as gym
 
     from pgrad.envs import register_envs

@@ -19,9 +19,13 @@ own estimate has K times the SNR of one episode's.
 batch's states, estimated from the sampled actions' log-probabilities with
 mean[(r − 1) − log r], r = π_new/π_old (unbiased, never negative; Schulman's "k3").
 
+With a baseline, the agent also logs ``grad_variance_without_baseline`` and
+``grad_snr_without_baseline``: the same batch's per-episode gradients with A = G (normalised
+the same way), so the variance the baseline removed is measured on identical episodes.
+
 Per-episode gradients cost about one extra forward and backward pass over the batch (one
-``torch.func.vmap`` over episodes padded to the longest), so the agent computes them only
-every ``Config.diagnostics_every`` updates.
+``torch.func.vmap`` over episodes padded to the longest; twice with a baseline), so the agent
+computes them, and the KL, only every ``Config.diagnostics_every`` updates.
 """
 
 from __future__ import annotations
