@@ -50,6 +50,10 @@ class Run:
             raise PgradError(f"{self.path / 'progress.csv'} has no column {metric!r}")
         steps, values = self.columns["step"], self.columns[metric]
         keep = ~np.isnan(values)
+        if not keep.any():
+            raise PgradError(f"{self.path / 'progress.csv'} has no values of {metric!r}"
+                             + (" (diagnostics_every was 0)" if metric.startswith("diag")
+                                else ""))
         return steps[keep], values[keep]
 
 
@@ -133,8 +137,6 @@ def interquartile_mean(values: np.ndarray) -> float:
 def _aligned(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Common step grid and ``[seeds, grid]`` values, each run interpolated onto it."""
     curves = [run.curve(metric) for run in runs]
-    if any(steps.size == 0 for steps, _ in curves):
-        raise PgradError(f"a run has no values of {metric!r}")
     start = max(steps[0] for steps, _ in curves)
     stop = min(steps[-1] for steps, _ in curves)
     grid = np.linspace(start, stop, GRID_POINTS) if stop > start else np.array([stop])

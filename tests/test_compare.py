@@ -75,7 +75,7 @@ def test_plot_redraws_existing_runs_and_other_metrics(grid, tmp_path) -> None:
         assert main(["plot", str(out), "--out", str(tmp_path / "again.png"),
                      "--threshold", "0.3"]) == 0
         assert main(["plot", *map(str, sorted(out.glob("baseline=true*/seed*"))),
-                     "--metric", "diagnostics/kl", "--out", str(tmp_path / "kl.png")]) == 0
+                     "--metric", "train/entropy", "--out", str(tmp_path / "kl.png")]) == 0
     assert (tmp_path / "again.png").read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "again.md").read_text() == (out / "curves.md").read_text()
     assert "| " + LINEWALK_ID + " | 2 |" in (tmp_path / "kl.md").read_text()  # one group
@@ -101,8 +101,11 @@ def test_plot_without_matplotlib_says_how_to_install(grid, monkeypatch, capsys) 
     ["compare", LINEWALK_ID, "--set", "bogus=1"],
     ["compare", LINEWALK_ID, "--seeds", "0"],
     ["plot", "/nonexistent/dir"],
+    ["plot", "GRID", "--metric", "diagnostics/kl"],  # diagnostics_every=0: no values
+    ["plot", "GRID", "--metric", "no/such_column"],
 ])
-def test_bad_input_is_one_line_and_exit_2(argv, capsys, tmp_path) -> None:
-    code = main([*argv, "--out", str(tmp_path / "out")])
+def test_bad_input_is_one_line_and_exit_2(argv, grid, capsys, tmp_path) -> None:
+    argv = [str(grid[0]) if a == "GRID" else a for a in argv]
+    code = main([*argv, "--out", str(tmp_path / "out.png")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "error" in err, err
