@@ -137,7 +137,7 @@ class Reinforce:
 
         weights = None
         if cfg.discount_policy_gradient:  # γ^t, t the step's index within its episode
-            weights = cfg.gamma ** _episode_steps(batch)[valid].to(self.device, obs.dtype)
+            weights = cfg.gamma ** _episode_steps(batch).to(self.device, obs.dtype)[valid]
         log_probs, entropy, values = policy.evaluate_actions(
             obs[:-1][valid], batch.actions.to(self.device)[valid])
         losses = reinforce_loss(

@@ -290,7 +290,10 @@ def _compare(args: argparse.Namespace) -> int:
     compare.run_grid(args.env_id, configurations, seeds, args.total_timesteps, out,
                      jobs=jobs, tensorboard=args.tensorboard, report=report)
     print(f"all runs done in {time.perf_counter() - start:.1f} s")
-    _draw(args, plot.load_runs([out]), args.plot or out / "curves.png", args.env_id)
+    # In the order the configurations were given (the legend's and the table's order).
+    runs = plot.load_runs([out / compare.directory_name(c.strip() or "defaults")
+                           for c in configurations])
+    _draw(args, runs, args.plot or out / "curves.png", args.env_id)
     return 0
 
 

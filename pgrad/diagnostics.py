@@ -72,8 +72,10 @@ class _LogProb(nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(self, obs: Tensor, actions: Tensor) -> Tensor:
-        return self.policy.distribution(obs).log_prob(actions)  # type: ignore[operator]
+    def forward(self, features: Tensor, actions: Tensor) -> Tensor:
+        """``features``: preprocessed observations (one-hot encoding is not vmap-able)."""
+        policy = self.policy
+        return policy._distribution(policy.backbone(features)).log_prob(actions)  # type: ignore[operator]
 
 
 def per_episode_gradients(policy: nn.Module, obs: Tensor, actions: Tensor,
@@ -90,6 +92,7 @@ def per_episode_gradients(policy: nn.Module, obs: Tensor, actions: Tensor,
 
     k = min(num_segments, max_episodes)
     keep = segment < k
+    obs = policy.preprocess(obs)  # type: ignore[operator]
     segment, position = segment[keep], position[keep]
     length = int(position.max()) + 1
     pad_obs = obs.new_zeros((k, length, *obs.shape[1:]))

@@ -119,6 +119,19 @@ def test_diagnostics_do_not_change_training() -> None:
     assert differing_parameters(agents[0].policy, agents[1].policy) == []
 
 
+@pytest.mark.parametrize("env_id, kwargs", [
+    ("Pendulum-v1", {}), ("Pendulum-v1", {"state_dependent_std": True}),  # Gaussian
+    ("FrozenLake-v1", {}),  # Discrete observations, one-hot encoded
+    ("CartPole-v1", {"value_net": "shared", "discount_policy_gradient": True}),
+])
+def test_diagnostics_for_every_kind_of_policy(env_id, kwargs) -> None:
+    agent = pgrad.Reinforce(env_id, seed=0, num_envs=4, batch_episodes=4, hidden_sizes=(8,),
+                            diagnostics_every=1, **kwargs)
+    metrics = agent.update(agent.make_collector().collect())
+    agent.close()
+    assert metrics["diagnostics/grad_variance"] > 0 and metrics["diagnostics/kl"] >= 0
+
+
 def test_n_steps_batches_get_diagnostics_too() -> None:
     agent = pgrad.Reinforce("CartPole-v1", seed=0, n_steps=16, num_envs=4, hidden_sizes=(16,),
                             diagnostics_every=1)
