@@ -11,7 +11,8 @@ a configuration's label names the settings in which the groups differ
   percentile-bootstrap confidence interval of that mean (resampling seeds);
 * the table gives the final value (mean over seeds with its bootstrap CI, and the
   interquartile mean: the mean of the middle 50 % of seeds, robust to one odd seed, as
-  rliable recommends), and the env steps each seed took to first reach a threshold.
+  rliable recommends), and the env steps each seed took to first reach a threshold (for
+  the training return: once it averages a full 100 episodes).
 
 Matplotlib is needed only to draw, and imported only then (``pip install "pgrad[plot]"``).
 """
@@ -34,6 +35,7 @@ __all__ = ["Run", "Summary", "bootstrap_ci", "group_runs", "interquartile_mean",
 
 RETURN_KEY = "rollout/ep_return_mean"
 GRID_POINTS = 200
+STATS_WINDOW = 100  # episodes in rollout/ep_return_mean (Collector's stats_window)
 
 
 @dataclass
@@ -169,7 +171,7 @@ def summarize(groups: dict[str, list[Run]], metric: str = RETURN_KEY,
         if threshold is not None:
             for run in runs:
                 steps, values = run.curve(metric)
-                hit = np.flatnonzero(values >= threshold)
+                hit = np.flatnonzero((values >= threshold) & _full_window(run, metric))
                 first_steps.append(steps[hit[0]] if hit.size else math.inf)
         reached = int(np.isfinite(first_steps).sum()) if first_steps else 0
         rows.append(Summary(
@@ -179,6 +181,15 @@ def summarize(groups: dict[str, list[Run]], metric: str = RETURN_KEY,
             steps_to_threshold_median=float(np.median(first_steps)) if first_steps
             else math.nan))
     return rows
+
+
+def _full_window(run: Run, metric: str) -> np.ndarray:
+    """For the training return: rows where it averages a full window of 100 episodes
+    (as ``--stop-return`` requires); a mean of the first few episodes is mostly luck."""
+    keep = ~np.isnan(run.columns[metric])
+    if metric != RETURN_KEY or "rollout/episodes" not in run.columns:
+        return np.ones(int(keep.sum()), dtype=bool)
+    return run.columns["rollout/episodes"][keep] >= STATS_WINDOW
 
 
 def write_summary(rows: list[Summary], out: Path, metric: str = RETURN_KEY) -> str:

@@ -112,3 +112,17 @@ def test_bad_input_is_one_line_and_exit_2(argv, grid, capsys, tmp_path) -> None:
     code = main([*argv, "--out", str(tmp_path / "out.png")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "error" in err, err
+
+
+def test_steps_to_threshold_count_only_full_windows_of_episodes(tmp_path) -> None:
+    def run(returns, episodes) -> plot.Run:
+        return plot.Run(path=tmp_path, config={}, columns={
+            "step": np.array([10.0, 20, 30, 40]), plot.RETURN_KEY: np.array(returns),
+            "rollout/episodes": np.array(episodes)})
+
+    lucky = run([1.0, 0.2, 0.9, 0.9], [1, 50, 100, 150])  # 1.0 from one episode: no
+    never = run([1.0, 0.2, 0.3, 0.3], [1, 50, 100, 150])
+    (row,) = plot.summarize({"x": [lucky, never]}, threshold=0.8)
+    assert row.reached == 1 and row.steps_to_threshold_median == np.inf
+    (row,) = plot.summarize({"x": [lucky, lucky]}, threshold=0.8)
+    assert row.steps_to_threshold_median == 30.0 and row.final_mean == pytest.approx(0.9)
