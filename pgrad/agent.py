@@ -24,9 +24,15 @@ import torch
 
 from pgrad import checkpoint, guard
 from pgrad.config import Config
+from pgrad.diagnostics import (
+    approx_kl,
+    episode_segments,
+    gradient_statistics,
+    per_episode_gradients,
+)
 from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
 from pgrad.errors import PgradError
-from pgrad.losses import reinforce_loss
+from pgrad.losses import advantages, reinforce_loss
 from pgrad.normalization import RunningMeanStd
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
@@ -147,11 +153,17 @@ class Reinforce:
         returns = discounted_returns(rewards, cfg.gamma, terminated=terminated,
                                      truncated=truncated, next_values=next_values)
 
+        weights = None
+        if cfg.discount_policy_gradient:  # γ^t, t the step's index within its episode
+            weights = cfg.gamma ** _episode_steps(batch).to(self.device, obs.dtype)[valid]
         log_probs, entropy, values = policy.evaluate_actions(
             obs[:-1][valid], batch.actions.to(self.device)[valid])
         losses = reinforce_loss(
             log_probs, returns[valid], values, entropy, vf_coef=cfg.vf_coef,
-            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages)
+            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
+            policy_weights=weights)
+        due = cfg.diagnostics_every > 0 and self.num_updates % cfg.diagnostics_every == 0
+        diagnostics = _gradient_diagnostics(self, batch, returns, values, weights, due)
 
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -169,6 +181,13 @@ class Reinforce:
         metrics["train/reward_scale"] = reward_scale
         if values is not None:
             metrics["train/explained_variance"] = _explained_variance(values, returns[valid])
+        metrics["diagnostics/kl"] = float("nan")
+        if due:  # how far the step moved the policy on this batch's states
+            with torch.no_grad():
+                new_log_probs = policy.distribution(obs[:-1][valid]).log_prob(
+                    batch.actions.to(self.device)[valid])
+            metrics["diagnostics/kl"] = approx_kl(log_probs.detach(), new_log_probs)
+        metrics.update(diagnostics)
         return metrics
 
     def learn(self, total_timesteps: int, *, stop_return: float | None = None,
@@ -244,6 +263,44 @@ def _probe_spaces(env: EnvSource) -> tuple[gym.Space, gym.Space]:
         return probe.observation_space, probe.action_space
     finally:
         probe.close()
+
+
+def _episode_steps(batch: Batch) -> torch.Tensor:
+    if batch.episode_steps is None:
+        raise PgradError("discount_policy_gradient needs the batch's episode_steps")
+    return batch.episode_steps
+
+
+def _gradient_diagnostics(agent: Reinforce, batch: Batch, returns: torch.Tensor,
+                          values: torch.Tensor | None, weights: torch.Tensor | None,
+                          due: bool) -> dict[str, float]:
+    """Variance and SNR of the per-episode policy gradients (pgrad.diagnostics); NaN
+    when not ``due`` (the keys are always there, so the CSV has their columns)."""
+    nan = float("nan")
+    out = dict.fromkeys(["diagnostics/grad_variance", "diagnostics/grad_snr",
+                         "diagnostics/grad_variance_without_baseline",
+                         "diagnostics/grad_snr_without_baseline"], nan)
+    if not due or batch.episode_steps is None:
+        return out
+    cfg, device = agent.config, agent.device
+    valid = batch.valid.to(device)
+    segment, position, count = episode_segments(valid, batch.episode_steps.to(device))
+    obs, actions = batch.obs[:-1].to(device)[valid], batch.actions.to(device)[valid]
+    # With a baseline, also the same batch's gradients without it (A = G): the variance
+    # the baseline removed, measured on identical episodes.
+    for suffix, baseline in [("", values), ("_without_baseline", None)]:
+        if suffix and values is None:
+            break
+        adv = advantages(returns[valid], baseline,
+                         normalize_advantages=cfg.normalize_advantages)
+        if weights is not None:
+            adv = adv * weights
+        grads = per_episode_gradients(agent.policy, obs, actions, adv, segment, position,
+                                      count)
+        variance, snr = gradient_statistics(grads)
+        out[f"diagnostics/grad_variance{suffix}"] = variance
+        out[f"diagnostics/grad_snr{suffix}"] = snr
+    return out
 
 
 def _last_row(valid: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The ``pgrad`` command: ``pgrad train`` and ``pgrad eval``. Nothing imports this module.
+"""The ``pgrad`` command: ``train``, ``eval``, ``compare``, ``plot``. Nothing imports this.
 
 Every field of :class:`pgrad.Config` is an option of ``pgrad train`` (``learning_rate`` is
 ``--learning-rate``, alias ``--lr``); bad input ends with a one-line error and exit code 2.
@@ -114,7 +114,66 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     ev.add_argument("--json", action="store_true",
                     help="print one JSON object with mean, std and episodes")
+    ev.add_argument("--video", type=Path, default=None, metavar="PATH",
+                    help="also film episodes: PATH.mp4, or a directory for episode-K.mp4 "
+                    '(needs pip install "pgrad[video]")')
+    ev.add_argument("--video-episodes", type=int, default=1, metavar="N",
+                    help="episodes to film with --video (default: 1)")
+    _add_evidence_commands(sub)
     return parser
+
+
+def _add_evidence_commands(sub: Any) -> None:
+    """``pgrad compare`` and ``pgrad plot`` (pgrad.compare, pgrad.plot)."""
+    cmp = sub.add_parser(
+        "compare", help="train a grid of configurations x seeds in parallel and plot them",
+        description="Train each configuration (one --set each) with each seed, in parallel "
+        "processes; write every run's directory, a learning-curve plot (curves.png: mean "
+        "over seeds, 95%% bootstrap band) and a summary table (curves.md, curves.csv).",
+        epilog="Example: pgrad compare CartPole-v1 --seeds 10 --set baseline=true "
+        "--set baseline=false --out runs/baseline")
+    cmp.add_argument("env_id", help="Gymnasium environment id")
+    cmp.add_argument("--set", dest="configurations", action="append", default=None,
+                     metavar="KEY=VALUE[,KEY=VALUE...]",
+                     help="one configuration: pgrad.Config fields to override, e.g. "
+                     "baseline=false,lr=3e-3 (repeat for each configuration; default: "
+                     "the defaults only)")
+    cmp.add_argument("--seeds", type=int, default=5, metavar="N",
+                     help="seeds 0 … N-1 for every configuration (default: 5)")
+    cmp.add_argument("--total-timesteps", type=int, default=200_000, metavar="N",
+                     help="env steps of every run (default: 200000)")
+    cmp.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="output directory (default: runs/compare-<env>-<date-time>)")
+    cmp.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                     help="where to draw the curves; the table goes beside it as FILE.md and "
+                     "FILE.csv (default: DIR/curves.png)")
+    cmp.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="runs at a time (default: the number of cores)")
+    cmp.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=False,
+                     help="write TensorBoard files in every run (default: off)")
+    _add_plot_options(cmp)
+
+    plot = sub.add_parser(
+        "plot", help="learning curves and a summary table of existing runs",
+        description="Group runs by their settings (seed left out) and draw each group's "
+        "mean curve with a 95%% bootstrap confidence band; write the summary table beside "
+        "the PNG (same name, .md and .csv).")
+    plot.add_argument("paths", type=Path, nargs="+", metavar="RUN_DIR",
+                      help="run directories, or directories holding runs")
+    plot.add_argument("--out", type=Path, default=None, metavar="FILE.png",
+                      help="the PNG to write (default: curves.png in the one directory "
+                      "given, else in the current directory)")
+    _add_plot_options(plot)
+
+
+def _add_plot_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metric", default="rollout/ep_return_mean", metavar="KEY",
+                        help="progress.csv column to plot (default: rollout/ep_return_mean)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="X",
+                        help="count the steps to first reach X (default: the env's "
+                        "reward_threshold, if it has one)")
+    parser.add_argument("--title", default=None, help="plot title")
+    parser.add_argument("--log-y", action="store_true", help="logarithmic y axis")
 
 
 def _default_run_dir(env_id: str, seed: int) -> Path:
@@ -254,6 +313,81 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         print(f"mean return {result.mean:.2f} ± {result.std:.2f} over {result.episodes} "
               f"episodes")
+    if args.video is not None:
+        from pgrad.video import record_video
+
+        files = record_video(agent, args.video, episodes=args.video_episodes,
+                             env_id=args.env, seed=args.seed,
+                             deterministic=args.deterministic)
+        print("video: " + ", ".join(map(str, files)),
+              file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _threshold(args: argparse.Namespace, env_id: str | None) -> float | None:
+    if args.threshold is not None or env_id is None or args.metric != "rollout/ep_return_mean":
+        return args.threshold  # the env's reward_threshold is a threshold of returns
+    import gymnasium as gym
+
+    from pgrad.envs import register_envs
+
+    register_envs()
+    try:
+        return gym.spec(env_id).reward_threshold
+    except gym.error.Error:
+        return None
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from pgrad import plot
+
+    runs = plot.load_runs(args.paths)
+    env_ids = {run.config.get("env_id") for run in runs}
+    out = args.out or ((args.paths[0] if len(args.paths) == 1 else Path(".")) / "curves.png")
+    _draw(args, runs, out, env_ids.pop() if len(env_ids) == 1 else None)
+    return 0
+
+
+def _draw(args: argparse.Namespace, runs: list[Any], out: Path, env_id: str | None) -> None:
+    from pgrad import plot
+
+    groups = plot.group_runs(runs)
+    threshold = _threshold(args, env_id)
+    rows = plot.summarize(groups, args.metric, threshold)
+    print(plot.write_summary(rows, out, args.metric), end="")
+    plot.plot_curves(groups, out, args.metric, title=args.title or
+                     (f"{env_id}: mean over seeds, 95% bootstrap CI" if env_id else None),
+                     threshold=threshold if args.metric == plot.RETURN_KEY else None,
+                     log_y=args.log_y)
+    print(f"plot: {out}\ntable: {out.with_suffix('.md')}, {out.with_suffix('.csv')}")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pgrad import compare, plot
+
+    if args.seeds < 1:
+        raise PgradError(f"--seeds must be at least 1, got {args.seeds}")
+    out = args.out or Path("runs") / (f"compare-{args.env_id.replace('/', '_')}-"
+                                      f"{time.strftime('%Y%m%d-%H%M%S')}")
+    configurations = args.configurations or [""]
+    seeds = list(range(args.seeds))
+    jobs = args.jobs or compare.default_jobs()
+    print(f"pgrad: {len(configurations)} configuration(s) x {len(seeds)} seeds on "
+          f"{args.env_id}, {args.total_timesteps} steps each, {jobs} at a time -> {out}",
+          flush=True)
+
+    def report(r: dict[str, Any]) -> None:
+        print(f"  {r['label']} seed {r['seed']}: return {r['return_mean']:.3g} after "
+              f"{r['steps']} steps ({r['seconds']:.1f} s)", flush=True)
+
+    start = time.perf_counter()
+    compare.run_grid(args.env_id, configurations, seeds, args.total_timesteps, out,
+                     jobs=jobs, tensorboard=args.tensorboard, report=report)
+    print(f"all runs done in {time.perf_counter() - start:.1f} s")
+    # In the order the configurations were given (the legend's and the table's order).
+    runs = plot.load_runs([out / compare.directory_name(c.strip() or "defaults")
+                           for c in configurations])
+    _draw(args, runs, args.plot or out / "curves.png", args.env_id)
     return 0
 
 
@@ -261,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgrad`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval}[args.command](args)
+        commands = {"train": _train, "eval": _eval, "compare": _compare, "plot": _plot}
+        return commands[args.command](args)
     except PgradError as e:
         print(f"pgrad {args.command}: error: {e}", file=sys.stderr)
         return 2

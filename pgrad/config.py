@@ -77,6 +77,15 @@ class Config:
         "Clip the gradient's global norm to this (None: no clipping)."))
     vf_coef: float = field(default=0.5, metadata=_help("Weight of the value loss."))
     ent_coef: float = field(default=0.0, metadata=_help("Weight of the entropy bonus."))
+    discount_policy_gradient: bool = field(default=False, metadata=_help(
+        "Weight each step's policy-gradient term by γ^t, t its index within its episode: "
+        "the unbiased gradient of the discounted objective. Off (the tutorial's estimator, "
+        "and nearly everyone's) drops γ^t; see docs/policy-gradient.md."))
+    diagnostics_every: int = field(default=10, metadata=_help(
+        "Every this many updates, log the variance and signal-to-noise ratio of the "
+        "per-episode policy-gradient estimates and the KL between the policies before and "
+        "after the update (diagnostics/*, NaN in other rows; 0: never). 10 adds about 3 percent "
+        "to a default CartPole run's CPU time, 1 about 80 percent."))
     normalize_advantages: bool = field(default=True, metadata=_help(
         "Normalise advantages over the batch, (A - mean) / (std + 1e-8); without a baseline "
         "this is the tutorial's return normalisation."))
@@ -145,6 +154,8 @@ class Config:
         need(self.ent_coef >= 0, f"ent_coef must be non-negative, got {self.ent_coef}")
         need(self.log_std_min < self.log_std_max,
              f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
+        need(self.diagnostics_every >= 0,
+             f"diagnostics_every must be non-negative, got {self.diagnostics_every}")
         need(self.threads is None or self.threads >= 1,
              f"threads must be at least 1 (or None), got {self.threads}")
         need(self.action_bound in ACTION_BOUNDS,

@@ -47,6 +47,7 @@ def reinforce_loss(
     vf_coef: float = 0.5,
     ent_coef: float = 0.0,
     normalize_advantages: bool = False,
+    policy_weights: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The REINFORCE objective as named terms.
 
@@ -58,6 +59,9 @@ def reinforce_loss(
         vf_coef: weight of the value loss.
         ent_coef: weight of the entropy bonus (subtracted from the loss).
         normalize_advantages: normalise A over the batch (see :func:`advantages`).
+        policy_weights: ``[B]`` factors on each step's policy term, e.g. γ^t for the
+            unbiased gradient of the discounted objective (None: all 1, the usual
+            estimator that drops γ^t).
 
     Returns:
         ``loss`` (to minimise), ``loss_policy``, ``loss_value`` (0 without baseline),
@@ -73,6 +77,8 @@ def reinforce_loss(
                          f"got {tuple(values.shape)}")
     adv = advantages(returns, values)
     adv_used = normalize(adv) if normalize_advantages else adv
+    if policy_weights is not None:
+        adv_used = adv_used * policy_weights.detach()
     loss_policy = -(log_probs * adv_used).mean()
     zero = loss_policy.new_zeros(())
     loss_value = zero if values is None else (values - returns.detach()).pow(2).mean()

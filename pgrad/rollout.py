@@ -54,6 +54,8 @@ class Batch:
         terminated: ``[T, N]`` bool, episode reached a terminal state after step t.
         truncated: ``[T, N]`` bool, episode was cut by a time limit after step t.
         valid: ``[T, N]`` bool, the step is a transition of this batch to learn from.
+        episode_steps: ``[T, N]`` int64, the step's index t within its episode (0 at the
+            first action after a reset; counts on across batches of ``n_steps``).
     """
 
     obs: Tensor
@@ -62,6 +64,7 @@ class Batch:
     terminated: Tensor
     truncated: Tensor
     valid: Tensor
+    episode_steps: Tensor | None = None
 
     @property
     def num_steps(self) -> int:
@@ -83,6 +86,7 @@ class _Buffers:
             "terminated": ((), torch.bool, 0),
             "truncated": ((), torch.bool, 0),
             "valid": ((), torch.bool, 0),
+            "episode_steps": ((), torch.int64, 0),
         }
         self.tensors: dict[str, Tensor] = {}
         self.arrays: dict[str, np.ndarray] = {}
@@ -103,7 +107,8 @@ class _Buffers:
         t = self.tensors
         return Batch(obs=t["obs"][: length + 1], actions=t["actions"][:length],
                      rewards=t["rewards"][:length], terminated=t["terminated"][:length],
-                     truncated=t["truncated"][:length], valid=t["valid"][:length])
+                     truncated=t["truncated"][:length], valid=t["valid"][:length],
+                     episode_steps=t["episode_steps"][:length])
 
 
 class Collector:
@@ -200,6 +205,7 @@ class Collector:
         bufs["terminated"][t] = terminated
         bufs["truncated"][t] = truncated
         bufs["valid"][t] = active
+        bufs["episode_steps"][t] = self._ep_length
         done = terminated | truncated
         self._ep_return += np.where(active, rewards, 0.0)
         self._ep_length += active
