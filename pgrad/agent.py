@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgrad import checkpoint
+from pgrad import checkpoint, distributed
 from pgrad.config import Config
 from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
 from pgrad.errors import PgradError
@@ -84,8 +84,11 @@ class Reinforce:
             self.policy: Policy = make_policy(
                 self.observation_space, self.action_space, **config.policy_kwargs
             ).to(self.device)
+        # Data-parallel workers share the weights (same seed) but each rank plays its own
+        # envs and samples its own actions, from seed + 1000 · rank (pgrad.distributed).
+        self.world = distributed.world()
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(config.seed)
+        self.generator.manual_seed(config.seed + self.world.seed_offset)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
         # Running std of the (unscaled) returns, by which rewards are divided (scale_rewards).
         self.return_rms = RunningMeanStd().to(self.device)
@@ -103,9 +106,10 @@ class Reinforce:
             cfg = self.config
             envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization)
             check_spaces(envs, self.observation_space, self.action_space)
-            envs.action_space.seed(cfg.seed)
+            seed = cfg.seed + self.world.seed_offset
+            envs.action_space.seed(seed)
             self.collector = Collector(
-                envs, self.policy, seed=cfg.seed, generator=self.generator,
+                envs, self.policy, seed=seed, generator=self.generator,
                 episodes=None if cfg.n_steps else cfg.batch_episodes, n_steps=cfg.n_steps)
         return self.collector
 
@@ -144,10 +148,13 @@ class Reinforce:
             obs[:-1][valid], batch.actions.to(self.device)[valid])
         losses = reinforce_loss(
             log_probs, returns[valid], values, entropy, vf_coef=cfg.vf_coef,
-            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages)
+            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
+            normalizer=self.world.normalize)
 
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        # Data-parallel: the sample-weighted mean of all workers' gradients (no-op alone).
+        self.world.average_gradients(policy.parameters(), num_samples=log_probs.numel())
         if cfg.max_grad_norm is not None:
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
         else:

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show a progress bar (default: on)")
     train.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                        help="write TensorBoard event files to the run directory (default: on)")
+    train.add_argument("--nproc", type=int, default=1, metavar="K",
+                       help="data-parallel workers on this machine, launched with "
+                       "torch.distributed.run (default: 1; see docs/distributed.md)")
+    train.add_argument("--dist-timeout", type=float, default=60.0, metavar="S",
+                       help="seconds a worker waits for its peers before failing "
+                       "(default: 60)")
     _add_config_options(train)
     train.epilog = ("Defaults shown are pgrad.Config's; an env with a tuned preset "
                     "(pgrad/presets.py) starts from it instead. Options given here always win.")
@@ -113,22 +119,61 @@ def _default_run_dir(env_id: str, seed: int) -> Path:
     return path
 
 
+def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``pgrad train --nproc K``: the same command under torchrun, K workers, one machine."""
+    import subprocess
+
+    if args.nproc < 1:
+        raise PgradError(f"--nproc must be at least 1, got {args.nproc}")
+    rest, skip = [], False
+    for arg in argv:  # every option but --nproc goes to the workers
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    if args.out is None:  # one run directory, named once, for rank 0 to write
+        rest += ["--out", str(_default_run_dir(args.env_id, getattr(args, "seed", 0)))]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={args.nproc}", "-m", "pgrad", *rest]
+    print(f"pgrad: launching {args.nproc} workers: {' '.join(command[1:])}", flush=True)
+    return subprocess.call(command)
+
+
 def _train(args: argparse.Namespace) -> int:
-    from pgrad.agent import Reinforce
+    from pgrad import distributed
 
     overrides = {f.name: getattr(args, f.name) for f in TRAIN_FIELDS if hasattr(args, f.name)}
     if "hidden_sizes" in overrides:
         overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
     if args.total_timesteps < 1:
         raise PgradError(f"--total-timesteps must be at least 1, got {args.total_timesteps}")
+    # Under torchrun: join the other workers (gloo on CPU, NCCL on CUDA) before building
+    # the agent, which takes its rank's seed stream from the process group.
+    distributed.init(overrides.get("device", "cpu"), timeout=args.dist_timeout)
+    try:
+        return _train_agent(args, overrides)
+    finally:
+        distributed.shutdown()
+
+
+def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from pgrad import distributed
+    from pgrad.agent import Reinforce
+
+    world = distributed.world()  # one process unless torchrun started this one
     agent = Reinforce(args.env_id, **overrides)
     run_dir = args.out or _default_run_dir(args.env_id, agent.config.seed)
-    if (run_dir / "model.safetensors").exists():
+    if world.is_main and (run_dir / "model.safetensors").exists():
         raise PgradError(f"{run_dir} already holds a trained model; choose another --out")
     estimator = ("whole episodes (Monte-Carlo REINFORCE)" if agent.config.n_steps is None
                  else f"{agent.config.n_steps}-step segments bootstrapped from V(s)")
-    print(f"pgrad: training on {args.env_id} ({agent.config.num_envs} envs, batches of "
-          f"{estimator}, baseline {'on' if agent.config.baseline else 'off'})", flush=True)
+    workers = f"{world.size} workers × " if world.distributed else ""
+    if world.is_main:
+        print(f"pgrad: training on {args.env_id} ({workers}{agent.config.num_envs} envs, "
+              f"batches of {workers}{estimator}, baseline "
+              f"{'on' if agent.config.baseline else 'off'})", flush=True)
     try:
         agent.learn(args.total_timesteps, stop_return=args.stop_return, run_dir=run_dir,
                     progress_bar=args.progress, tensorboard=args.tensorboard)
@@ -136,6 +181,8 @@ def _train(args: argparse.Namespace) -> int:
         agent.close()
     result = agent.last_result
     assert result is not None
+    if not world.is_main:
+        return 0
     if args.stop_return is not None:
         state = "reached" if result.reached_stop_return else "not reached"
         print(f"stop return {args.stop_return:g} {state}")
@@ -163,10 +210,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _under_torchrun() -> bool:
+    from pgrad.distributed import launched
+
+    return launched()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgrad`` command; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "train" and args.nproc != 1 and not _under_torchrun():
+            return _launch(args, argv)
         return {"train": _train, "eval": _eval}[args.command](args)
     except PgradError as e:
         print(f"pgrad {args.command}: error: {e}", file=sys.stderr)

@@ -13,6 +13,8 @@ PyTorch minimises, so the sign is flipped.
 
 from __future__ import annotations
 
+from typing import Callable  # noqa: UP035 (the layering test allows typing, not collections)
+
 from torch import Tensor
 
 from pgrad.returns import normalize
@@ -47,6 +49,7 @@ def reinforce_loss(
     vf_coef: float = 0.5,
     ent_coef: float = 0.0,
     normalize_advantages: bool = False,
+    normalizer: Callable[[Tensor], Tensor] = normalize,
 ) -> dict[str, Tensor]:
     """The REINFORCE objective as named terms.
 
@@ -58,6 +61,8 @@ def reinforce_loss(
         vf_coef: weight of the value loss.
         ent_coef: weight of the entropy bonus (subtracted from the loss).
         normalize_advantages: normalise A over the batch (see :func:`advantages`).
+        normalizer: the normalisation used then; data-parallel training passes one with
+            the mean and std of all workers' batches (``pgrad.distributed.World.normalize``).
 
     Returns:
         ``loss`` (to minimise), ``loss_policy``, ``loss_value`` (0 without baseline),
@@ -72,7 +77,7 @@ def reinforce_loss(
         raise ValueError(f"values must have shape [B] = {tuple(returns.shape)}, "
                          f"got {tuple(values.shape)}")
     adv = advantages(returns, values)
-    adv_used = normalize(adv) if normalize_advantages else adv
+    adv_used = normalizer(adv) if normalize_advantages else adv
     loss_policy = -(log_probs * adv_used).mean()
     zero = loss_policy.new_zeros(())
     loss_value = zero if values is None else (values - returns.detach()).pow(2).mean()
