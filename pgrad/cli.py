@@ -121,6 +121,7 @@ def _default_run_dir(env_id: str, seed: int) -> Path:
 
 def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``pgrad train --nproc K``: the same command under torchrun, K workers, one machine."""
+    import os
     import subprocess
 
     if args.nproc < 1:
@@ -137,8 +138,12 @@ def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
         rest += ["--out", str(_default_run_dir(args.env_id, getattr(args, "seed", 0)))]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc-per-node={args.nproc}", "-m", "pgrad", *rest]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default too, without its warning
+    if sys.platform == "linux":
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback
     print(f"pgrad: launching {args.nproc} workers: {' '.join(command[1:])}", flush=True)
-    return subprocess.call(command)
+    return subprocess.call(command, env=env)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -169,11 +174,11 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         raise PgradError(f"{run_dir} already holds a trained model; choose another --out")
     estimator = ("whole episodes (Monte-Carlo REINFORCE)" if agent.config.n_steps is None
                  else f"{agent.config.n_steps}-step segments bootstrapped from V(s)")
-    workers = f"{world.size} workers × " if world.distributed else ""
+    workers = f"{world.size} workers, each " if world.distributed else ""
     if world.is_main:
         print(f"pgrad: training on {args.env_id} ({workers}{agent.config.num_envs} envs, "
-              f"batches of {workers}{estimator}, baseline "
-              f"{'on' if agent.config.baseline else 'off'})", flush=True)
+              f"batches of {estimator}, baseline {'on' if agent.config.baseline else 'off'})",
+              flush=True)
     try:
         agent.learn(args.total_timesteps, stop_return=args.stop_return, run_dir=run_dir,
                     progress_bar=args.progress, tensorboard=args.tensorboard)
