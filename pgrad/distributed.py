@@ -114,6 +114,16 @@ class World:
         except (RuntimeError, dist.DistError) as e:
             raise _peer_error(self, "broadcast", e) from e
 
+    def own_stream(self, generator: torch.Generator, seed: int, num_updates: int) -> None:
+        """Give a resumed rank r > 0 an action stream of its own.
+
+        A checkpoint holds rank 0's generator state, so after loading one every rank would
+        sample the same action noise; rank r > 0 reseeds from its stream and the update
+        count instead. A fresh agent (no update yet) already has its own stream.
+        """
+        if self.distributed and self.rank > 0 and num_updates > 0:
+            generator.manual_seed(seed + self.seed_offset + num_updates)
+
     def normalize(self, x: Tensor, eps: float = 1e-8) -> Tensor:
         """(x − mean) / (std + eps) with the mean and unbiased std of *all* ranks' x.
 

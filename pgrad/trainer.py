@@ -86,6 +86,7 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
     collector = agent.make_collector()
     world = agent.world
     world.broadcast_module(agent.policy)  # data-parallel: every rank starts from rank 0's
+    world.own_stream(agent.generator, agent.config.seed, agent.num_updates)
     logger = Logger(run_dir, tensorboard=tensorboard) if run_dir is not None else None
     if run_dir is not None:
         (Path(run_dir) / "config.json").write_text(

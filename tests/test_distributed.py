@@ -24,6 +24,9 @@ from pgrad.errors import PgradError
 from pgrad.rollout import Batch
 
 ROOT = Path(__file__).resolve().parent.parent
+# A fork server imports torch once, then forks each worker from that clean process: quick
+# starts without forking pytest's own (threaded) process.
+START_METHOD = os.environ.get("PGRAD_TEST_START_METHOD", "forkserver")
 SMALL = {"num_envs": 4, "batch_episodes": 4}
 VARIANTS = {"default": {}, "no_baseline": {"baseline": False, "max_grad_norm": None},
             "float32": {}}
@@ -105,7 +108,9 @@ def _run(target, args_for_rank, timeout: float = 60,
          wait_for: tuple[int, ...] = (0, 1)) -> list[int | None]:
     """Start two spawned processes, join those in ``wait_for`` within ``timeout``, kill
     any still running; their exit codes."""
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(START_METHOD)
+    if START_METHOD == "forkserver":
+        ctx.set_forkserver_preload(["torch", "torch.distributed", "gymnasium", "pgrad"])
     procs = [ctx.Process(target=target, args=args_for_rank(rank)) for rank in range(2)]
     for p in procs:
         p.start()
@@ -196,6 +201,18 @@ def test_single_process_world_is_a_no_op() -> None:
     assert (stats.steps, stats.episodes, stats.return_mean, stats.length_mean,
             stats.full_window) == (7, 3, 2.0, 15.0, False)
     assert distributed.init() is world  # not under torchrun: nothing to join
+
+
+def test_a_resumed_rank_samples_from_its_own_stream() -> None:
+    def draws(world: distributed.World, num_updates: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(123)  # as restored from a checkpoint
+        world.own_stream(generator, seed=0, num_updates=num_updates)
+        return torch.rand(3, generator=generator)
+
+    rank0, rank1 = distributed.World(0, 2), distributed.World(1, 2)
+    assert torch.equal(draws(rank0, 5), draws(distributed.World(), 5))  # rank 0: as restored
+    assert not torch.equal(draws(rank1, 5), draws(rank0, 5))
+    assert torch.equal(draws(rank1, 0), draws(rank0, 0))  # fresh agents: seeded apart already
 
 
 @pytest.mark.slow
