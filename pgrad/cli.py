@@ -154,6 +154,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
     if args.total_timesteps < 1:
         raise PgradError(f"--total-timesteps must be at least 1, got {args.total_timesteps}")
+    if args.dist_timeout <= 0:
+        raise PgradError(f"--dist-timeout must be positive, got {args.dist_timeout:g}")
     # Under torchrun: join the other workers (gloo on CPU, NCCL on CUDA) before building
     # the agent, which takes its rank's seed stream from the process group.
     distributed.init(overrides.get("device", "cpu"), timeout=args.dist_timeout)
