@@ -125,10 +125,10 @@ class Reinforce:
         if not cfg.bootstrap_truncated:  # the time limit is part of the task: an end
             terminated = terminated | truncated
         if policy.obs_rms is not None:  # observation statistics include this batch
-            policy.obs_rms.update(policy.encoder(obs[:-1][valid]))
+            self.world.update_running_stats(policy.obs_rms, policy.encoder(obs[:-1][valid]))
         reward_scale = 1.0
         if cfg.scale_rewards:  # by the running std of the returns, this batch's included
-            self.return_rms.update(discounted_returns(
+            self.world.update_running_stats(self.return_rms, discounted_returns(
                 rewards, cfg.gamma, terminated=terminated, truncated=truncated)[valid])
             reward_scale = float(self.return_rms.std)
             rewards = rewards / reward_scale

@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from pgrad.errors import PgradError
+from pgrad.normalization import RunningMeanStd
 from pgrad.returns import normalize
 
 __all__ = ["DEFAULT_TIMEOUT", "SEED_STRIDE", "RolloutStats", "World", "init", "shutdown",
@@ -142,6 +143,25 @@ class World:
         squares = self._all_reduce((x.detach().double() - mean).pow(2).sum().reshape(1))
         std = (squares[0] / (count - 1)).sqrt()
         return (x - mean.to(x.dtype)) / (std.to(x.dtype) + eps)
+
+    def update_running_stats(self, stats: RunningMeanStd, x: Tensor) -> None:
+        """``stats.update(x)`` with the batch of *all* ranks: the same running mean and
+        variance on every rank, equal to one process updating on the concatenated batches.
+
+        Two all-reduces: (count, Σx), then Σ(x − mean)² per feature.
+        """
+        if not self.distributed:
+            stats.update(x)
+            return
+        x = x.detach().to(torch.float64).reshape(x.shape[0], *stats.mean.shape)
+        head = self._all_reduce(torch.cat([x.new_tensor([float(x.shape[0])]),
+                                           x.sum(0).reshape(-1)]))
+        count = float(head[0])
+        if count == 0:
+            return
+        mean = (head[1:] / count).view_as(stats.mean)
+        squares = self._all_reduce((x - mean).pow(2).sum(0).reshape(-1))
+        stats.update_from_moments(mean, (squares / count).view_as(stats.mean), count)
 
     def average_gradients(self, parameters: Iterable[torch.nn.Parameter],
                           num_samples: int) -> None:
