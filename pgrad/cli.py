@@ -195,7 +195,8 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         print(f"stop return {args.stop_return:g} {state}")
     print(f"trained {result.steps} steps in {result.seconds:.1f} s "
           f"({result.steps / max(result.seconds, 1e-9):.0f} steps/s), {result.updates} "
-          f"updates; mean return of the last 100 training episodes: {result.return_mean:.1f}")
+          f"updates; mean return of the last 100 training episodes"
+          f"{' of each worker' if world.distributed else ''}: {result.return_mean:.1f}")
     print(f"run directory: {run_dir}")
     print(f"evaluate with: pgrad eval {run_dir} --episodes 100")
     return 0
