@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pgrad import checkpoint, guard
+from pgrad import checkpoint, distributed, guard
 from pgrad.config import Config
 from pgrad.diagnostics import (
     approx_kl,
@@ -90,8 +90,11 @@ class Reinforce:
             self.policy: Policy = make_policy(
                 self.observation_space, self.action_space, **config.policy_kwargs
             ).to(self.device)
+        # Data-parallel workers share the weights (same seed) but each rank plays its own
+        # envs and samples its own actions, from seed + 1000 · rank (pgrad.distributed).
+        self.world = distributed.world()
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(config.seed)
+        self.generator.manual_seed(config.seed + self.world.seed_offset)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
         # Running std of the (unscaled) returns, by which rewards are divided (scale_rewards).
         self.return_rms = RunningMeanStd().to(self.device)
@@ -113,9 +116,10 @@ class Reinforce:
             cfg = self.config
             envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization)
             check_spaces(envs, self.observation_space, self.action_space)
-            envs.action_space.seed(cfg.seed)
+            seed = cfg.seed + self.world.seed_offset
+            envs.action_space.seed(seed)
             self.collector = Collector(
-                envs, self.policy, seed=cfg.seed, generator=self.generator,
+                envs, self.policy, seed=seed, generator=self.generator,
                 episodes=None if cfg.n_steps else cfg.batch_episodes, n_steps=cfg.n_steps)
             if self.resume_state is not None:  # continue a loaded run's rollout
                 self.collector.set_state(self.resume_state)
@@ -134,10 +138,10 @@ class Reinforce:
         if not cfg.bootstrap_truncated:  # the time limit is part of the task: an end
             terminated = terminated | truncated
         if policy.obs_rms is not None:  # observation statistics include this batch
-            policy.obs_rms.update(policy.encoder(obs[:-1][valid]))
+            self.world.update_running_stats(policy.obs_rms, policy.encoder(obs[:-1][valid]))
         reward_scale = 1.0
         if cfg.scale_rewards:  # by the running std of the returns, this batch's included
-            self.return_rms.update(discounted_returns(
+            self.world.update_running_stats(self.return_rms, discounted_returns(
                 rewards, cfg.gamma, terminated=terminated, truncated=truncated)[valid])
             reward_scale = float(self.return_rms.std)
             rewards = rewards / reward_scale
@@ -161,12 +165,14 @@ class Reinforce:
         losses = reinforce_loss(
             log_probs, returns[valid], values, entropy, vf_coef=cfg.vf_coef,
             ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
-            policy_weights=weights)
+            policy_weights=weights, normalizer=self.world.normalize)
         due = cfg.diagnostics_every > 0 and self.num_updates % cfg.diagnostics_every == 0
         diagnostics = _gradient_diagnostics(self, batch, returns, values, weights, due)
 
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        # Data-parallel: the sample-weighted mean of all workers' gradients (no-op alone).
+        self.world.average_gradients(policy.parameters(), num_samples=log_probs.numel())
         if cfg.max_grad_norm is not None:
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
         else:

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show a progress bar (default: on)")
     train.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True,
                        help="write TensorBoard event files to the run directory (default: on)")
+    train.add_argument("--nproc", type=int, default=1, metavar="K",
+                       help="data-parallel workers on this machine, launched with "
+                       "torch.distributed.run (default: 1; see docs/distributed.md)")
+    train.add_argument("--dist-timeout", type=float, default=60.0, metavar="S",
+                       help="seconds a worker waits for its peers before failing "
+                       "(default: 60)")
     _add_config_options(train)
     train.epilog = ("Defaults shown are pgrad.Config's; an env with a tuned preset "
                     "(pgrad/presets.py) starts from it instead. Options given here always win.")
@@ -186,6 +192,34 @@ def _default_run_dir(env_id: str, seed: int) -> Path:
     return path
 
 
+def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``pgrad train --nproc K``: the same command under torchrun, K workers, one machine."""
+    import os
+    import subprocess
+
+    if args.nproc < 1:
+        raise PgradError(f"--nproc must be at least 1, got {args.nproc}")
+    rest, skip = [], False
+    for arg in argv:  # every option but --nproc goes to the workers
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    if args.out is None and args.resume is None:  # one run directory, named once
+        env_id = args.env_id or "CartPole-v1"
+        rest += ["--out", str(_default_run_dir(env_id, getattr(args, "seed", 0)))]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={args.nproc}", "-m", "pgrad", *rest]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default too, without its warning
+    if sys.platform == "linux":
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: talk over loopback
+    print(f"pgrad: launching {args.nproc} workers: {' '.join(command[1:])}", flush=True)
+    return subprocess.call(command, env=env)
+
+
 def _new_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Any, Path, dict]:
     """A fresh agent, its run directory and its run settings."""
     from pgrad.agent import Reinforce
@@ -235,7 +269,7 @@ def _resumed_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[A
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pgrad.trainer import Interrupted
+    from pgrad import distributed
 
     overrides = {f.name: getattr(args, f.name) for f in TRAIN_FIELDS if hasattr(args, f.name)}
     if "hidden_sizes" in overrides:
@@ -244,6 +278,22 @@ def _train(args: argparse.Namespace) -> int:
                         ("--save-every", args.save_every)):
         if value is not None and value < 1:
             raise PgradError(f"{flag} must be at least 1, got {value}")
+    if args.dist_timeout <= 0:
+        raise PgradError(f"--dist-timeout must be positive, got {args.dist_timeout:g}")
+    # Under torchrun: join the other workers (gloo on CPU, NCCL on CUDA) before building
+    # the agent, which takes its rank's seed stream from the process group.
+    distributed.init(overrides.get("device", "cpu"), timeout=args.dist_timeout)
+    try:
+        return _train_agent(args, overrides)
+    finally:
+        distributed.shutdown()
+
+
+def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    from pgrad import distributed
+    from pgrad.trainer import Interrupted
+
+    world = distributed.world()  # one process unless torchrun started this one
     agent, run_dir, run = (_resumed_run if args.resume else _new_run)(args, overrides)
     try:
         total = int(run["total_timesteps"])
@@ -260,11 +310,13 @@ def _train(args: argparse.Namespace) -> int:
     estimator = ("whole episodes (Monte-Carlo REINFORCE)" if agent.config.n_steps is None
                  else f"{agent.config.n_steps}-step segments bootstrapped from V(s)")
     start = f", resuming at step {agent.num_timesteps}" if args.resume else ""
-    print(f"pgrad: training on {env_id} ({agent.config.num_envs} envs, batches of "
-          f"{estimator}, baseline {'on' if agent.config.baseline else 'off'}{start})",
-          flush=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+    workers = f"{world.size} workers, each " if world.distributed else ""
+    if world.is_main:
+        print(f"pgrad: training on {env_id} ({workers}{agent.config.num_envs} envs, batches "
+              f"of {estimator}, baseline {'on' if agent.config.baseline else 'off'}{start})",
+              flush=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
     resume_hint = f"resume with: pgrad train --resume {run_dir}"
     try:
         agent.learn(remaining, stop_return=stop_return, run_dir=run_dir,
@@ -289,12 +341,15 @@ def _train(args: argparse.Namespace) -> int:
         agent.close()
     result = agent.last_result
     assert result is not None
-    if args.stop_return is not None:
+    if not world.is_main:
+        return 0
+    if stop_return is not None:
         state = "reached" if result.reached_stop_return else "not reached"
-        print(f"stop return {args.stop_return:g} {state}")
+        print(f"stop return {stop_return:g} {state}")
     print(f"trained {result.steps} steps in {result.seconds:.1f} s "
           f"({result.steps / max(result.seconds, 1e-9):.0f} steps/s), {result.updates} "
-          f"updates; mean return of the last 100 training episodes: {result.return_mean:.1f}")
+          f"updates; mean return of the last 100 training episodes"
+          f"{' of each worker' if world.distributed else ''}: {result.return_mean:.1f}")
     print(f"run directory: {run_dir}")
     print(f"evaluate with: pgrad eval {run_dir} --episodes 100")
     return 0
@@ -391,10 +446,19 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _under_torchrun() -> bool:
+    from pgrad.distributed import launched
+
+    return launched()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgrad`` command; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "train" and args.nproc != 1 and not _under_torchrun():
+            return _launch(args, argv)
         commands = {"train": _train, "eval": _eval, "compare": _compare, "plot": _plot}
         return commands[args.command](args)
     except PgradError as e:

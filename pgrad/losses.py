@@ -13,6 +13,8 @@ PyTorch minimises, so the sign is flipped.
 
 from __future__ import annotations
 
+from typing import Callable  # noqa: UP035 (the layering test allows typing, not collections)
+
 from torch import Tensor
 
 from pgrad.returns import normalize
@@ -48,6 +50,7 @@ def reinforce_loss(
     ent_coef: float = 0.0,
     normalize_advantages: bool = False,
     policy_weights: Tensor | None = None,
+    normalizer: Callable[[Tensor], Tensor] = normalize,
 ) -> dict[str, Tensor]:
     """The REINFORCE objective as named terms.
 
@@ -62,6 +65,8 @@ def reinforce_loss(
         policy_weights: ``[B]`` factors on each step's policy term, e.g. γ^t for the
             unbiased gradient of the discounted objective (None: all 1, the usual
             estimator that drops γ^t).
+        normalizer: the normalisation used then; data-parallel training passes one with
+            the mean and std of all workers' batches (``pgrad.distributed.World.normalize``).
 
     Returns:
         ``loss`` (to minimise), ``loss_policy``, ``loss_value`` (0 without baseline),
@@ -76,7 +81,7 @@ def reinforce_loss(
         raise ValueError(f"values must have shape [B] = {tuple(returns.shape)}, "
                          f"got {tuple(values.shape)}")
     adv = advantages(returns, values)
-    adv_used = normalize(adv) if normalize_advantages else adv
+    adv_used = normalizer(adv) if normalize_advantages else adv
     if policy_weights is not None:
         adv_used = adv_used * policy_weights.detach()
     loss_policy = -(log_probs * adv_used).mean()

@@ -36,9 +36,12 @@ class RunningMeanStd(nn.Module):
         if x.shape[0] == 0:
             return
         x = x.to(torch.float64)
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
-        n = float(x.shape[0])
+        self.update_from_moments(x.mean(0), x.var(0, unbiased=False), float(x.shape[0]))
+
+    @torch.no_grad()
+    def update_from_moments(self, batch_mean: Tensor, batch_var: Tensor, n: float) -> None:
+        """Merge a batch given by its mean, population variance and size ``n`` > 0 (how
+        data-parallel workers merge the statistics of all their batches together)."""
         total = self.count + n
         delta = batch_mean - self.mean
         self.mean += delta * (n / total)

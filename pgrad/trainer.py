@@ -25,7 +25,6 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -94,6 +93,8 @@ def train(agent: Reinforce, total_timesteps: int, *, stop_return: float | None =
         raise PgradError(f"total_timesteps must be at least 1, got {total_timesteps}")
     if save_every is not None and save_every < 1:
         raise PgradError(f"save_every must be at least 1 (or None), got {save_every}")
+    if not agent.world.is_main:  # data-parallel: rank 0 alone logs and writes files
+        run_dir, progress_bar = None, False
     with _torch_threads(agent.config.threads), _deferred_signals() as signals:
         return _train(agent, total_timesteps, stop_return, run_dir, progress_bar, tensorboard,
                       save_every, signals)
@@ -144,6 +145,9 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
            save_every: int | None, signals: _Signals) -> TrainResult:
     start = time.perf_counter()
     collector = agent.make_collector()
+    world = agent.world
+    world.broadcast_module(agent.policy)  # data-parallel: every rank starts from rank 0's
+    world.own_stream(agent.generator, agent.config.seed, agent.num_updates)
     # An agent with history continues its run's logs (rows after its step are dropped).
     resume_step = agent.num_timesteps if agent.num_timesteps > 0 else None
     logger = (Logger(run_dir, tensorboard=tensorboard, resume_step=resume_step)
@@ -153,31 +157,38 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
     if run_dir is not None:
         (Path(run_dir) / "config.json").write_text(
             json.dumps(agent.config.to_dict(), indent=2) + "\n")
-    first_step, first_update, first_episode = (
-        agent.num_timesteps, agent.num_updates, collector.episodes)
+    first_step, first_update = agent.num_timesteps, agent.num_updates
+    first_episode = episodes = world.rollout_stats(0, collector.episodes, [], [], True).episodes
     target = first_step + total_timesteps
     reached = False
+    return_mean = math.nan
     bar = tqdm(total=total_timesteps, disable=not progress_bar, unit="step", dynamic_ncols=True)
     try:
         while agent.num_timesteps < target:
             batch = collector.collect()            # rollout: play the current policy
             metrics = agent.update(batch)          # returns → loss → gradient step
-            agent.num_timesteps += batch.num_steps
+            # Step count and episode statistics of all workers (one process: its own).
+            stats = world.rollout_stats(
+                batch.num_steps, collector.episodes, collector.episode_returns,
+                collector.episode_lengths,
+                len(collector.episode_returns) == collector.episode_returns.maxlen)
+            agent.num_timesteps += stats.steps
+            episodes = stats.episodes
 
             elapsed = time.perf_counter() - start
-            return_mean = _mean(collector.episode_returns)
+            return_mean = stats.return_mean
             metrics.update({
                 "rollout/ep_return_mean": return_mean,
-                "rollout/ep_length_mean": _mean(collector.episode_lengths),
-                "rollout/episodes": float(collector.episodes),
-                "rollout/batch_steps": float(batch.num_steps),
+                "rollout/ep_length_mean": stats.length_mean,
+                "rollout/episodes": float(stats.episodes),
+                "rollout/batch_steps": float(stats.steps),
                 "train/skipped_updates": float(agent.skipped_updates),
                 "time/sps": (agent.num_timesteps - first_step) / max(elapsed, 1e-9),
                 "time/elapsed": elapsed,
             })
             if logger is not None:
                 logger.log(agent.num_timesteps, metrics)
-            bar.update(min(batch.num_steps, target - bar.n))
+            bar.update(min(stats.steps, target - bar.n))
             bar.set_postfix(sps=f"{metrics['time/sps']:.0f}", ret=f"{return_mean:.1f}",
                             refresh=False)
             if model_path is not None and (
@@ -187,8 +198,7 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
                 last_save = agent.num_timesteps
             if signals.signum is not None:
                 raise Interrupted(signals.signum, agent.num_timesteps, model_path)
-            full_window = len(collector.episode_returns) == collector.episode_returns.maxlen
-            if stop_return is not None and full_window and return_mean >= stop_return:
+            if stop_return is not None and stats.full_window and return_mean >= stop_return:
                 reached = True
                 break
     finally:
@@ -201,12 +211,8 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
         steps=agent.num_timesteps - first_step,
         seconds=time.perf_counter() - start,
         updates=agent.num_updates - first_update,
-        episodes=collector.episodes - first_episode,
-        return_mean=_mean(collector.episode_returns),
+        episodes=episodes - first_episode,
+        return_mean=return_mean,
         reached_stop_return=reached,
     )
 
-
-def _mean(values: object) -> float:
-    data = list(values)  # type: ignore[call-overload]
-    return float(np.mean(data)) if data else math.nan
