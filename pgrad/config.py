@@ -75,6 +75,9 @@ class Config:
     gamma: float = field(default=0.99, metadata=_help("Discount factor."))
     max_grad_norm: float | None = field(default=0.5, metadata=_help(
         "Clip the gradient's global norm to this (None: no clipping)."))
+    value_steps: int = field(default=1, metadata=_help(
+        "Gradient steps on the value loss per batch: the first is shared with the policy's, "
+        "the others fit V alone (Spinning Up's train_v_iters)."))
     vf_coef: float = field(default=0.5, metadata=_help("Weight of the value loss."))
     ent_coef: float = field(default=0.0, metadata=_help("Weight of the entropy bonus."))
     discount_policy_gradient: bool = field(default=False, metadata=_help(
@@ -149,6 +152,7 @@ class Config:
         need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
         need(self.max_grad_norm is None or self.max_grad_norm > 0,
              f"max_grad_norm must be positive (or None), got {self.max_grad_norm}")
+        need(self.value_steps >= 1, f"value_steps must be at least 1, got {self.value_steps}")
         need(self.obs_clip > 0, f"obs_clip must be positive, got {self.obs_clip}")
         need(self.vf_coef >= 0, f"vf_coef must be non-negative, got {self.vf_coef}")
         need(self.ent_coef >= 0, f"ent_coef must be non-negative, got {self.ent_coef}")

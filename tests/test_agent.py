@@ -250,3 +250,23 @@ def test_config_object_and_overrides() -> None:
     assert agent.config.num_envs == 4 and agent.config.seed == 7
     assert agent.config.learning_rate == 0.05
     assert agent.optimizer.param_groups[0]["lr"] == 0.05
+
+
+def test_extra_value_steps_fit_only_the_value_network() -> None:
+    """value_steps > 1: the policy's step is the same; V alone takes the extra steps and fits
+    the batch's returns better."""
+    agents = [pgrad.Reinforce("CartPole-v1", seed=0, num_envs=8, batch_episodes=8,
+                              value_steps=steps) for steps in (1, 10)]
+    batch = agents[0].make_collector().collect()
+    obs, valid = batch.obs[:-1][batch.valid], batch.valid
+    returns = pgrad.discounted_returns(batch.rewards, 0.99, terminated=batch.terminated,
+                                       truncated=batch.truncated)[valid]
+    for agent in agents:
+        agent.update(batch)
+    one, ten = (dict(a.policy.named_parameters()) for a in agents)
+    for name in one:
+        same = torch.equal(one[name], ten[name])
+        assert same == (not name.startswith(("value_backbone", "value_head"))), name
+    with torch.no_grad():
+        losses = [(a.policy.value(obs) - returns).pow(2).mean().item() for a in agents]
+    assert losses[1] < 0.9 * losses[0]
