@@ -135,7 +135,7 @@ def _add_evidence_commands(sub: Any) -> None:
         "compare", help="train a grid of configurations x seeds in parallel and plot them",
         description="Train each configuration (one --set each) with each seed, in parallel "
         "processes; write every run's directory, a learning-curve plot (curves.png: mean "
-        "over seeds, 95%% bootstrap band) and a summary table (curves.md, curves.csv).",
+        "over seeds, 95 % bootstrap band) and a summary table (curves.md, curves.csv).",
         epilog="Example: pgrad compare CartPole-v1 --seeds 10 --set baseline=true "
         "--set baseline=false --out runs/baseline")
     cmp.add_argument("env_id", help="Gymnasium environment id")
@@ -162,7 +162,7 @@ def _add_evidence_commands(sub: Any) -> None:
     plot = sub.add_parser(
         "plot", help="learning curves and a summary table of existing runs",
         description="Group runs by their settings (seed left out) and draw each group's "
-        "mean curve with a 95%% bootstrap confidence band; write the summary table beside "
+        "mean curve with a 95 % bootstrap confidence band; write the summary table beside "
         "the PNG (same name, .md and .csv).")
     plot.add_argument("paths", type=Path, nargs="+", metavar="RUN_DIR",
                       help="run directories, or directories holding runs")
