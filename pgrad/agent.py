@@ -15,6 +15,7 @@ The API follows Stable-Baselines3::
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,8 @@ class Reinforce:
             config = Config(env_id=env_id, **{**preset(env_id), **kwargs})
         elif kwargs:
             config = Config.from_dict({**config.to_dict(), **kwargs})
+        if isinstance(env, str) and config.env_id != env:  # the config names the env it runs
+            config = dataclasses.replace(config, env_id=env)
         self.config = config
         self.env_source: EnvSource | None = env
         if isinstance(env, str):
@@ -117,13 +120,20 @@ class Reinforce:
             envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization)
             check_spaces(envs, self.observation_space, self.action_space)
             seed = cfg.seed + self.world.seed_offset
-            envs.action_space.seed(seed)
+            resume, self.resume_state = self.resume_state, None
+            if resume is not None and not self.world.is_main:
+                # A checkpoint holds rank 0's rollout state; other ranks start new streams.
+                seed, resume = seed + self.num_updates, None
+            try:
+                envs.action_space.seed(seed)
+            except (gym.error.Error, ValueError, OverflowError) as e:
+                envs.close()
+                raise PgradError(f"cannot seed the environment with {seed}: {e}") from e
             self.collector = Collector(
                 envs, self.policy, seed=seed, generator=self.generator,
                 episodes=None if cfg.n_steps else cfg.batch_episodes, n_steps=cfg.n_steps)
-            if self.resume_state is not None:  # continue a loaded run's rollout
-                self.collector.set_state(self.resume_state)
-                self.resume_state = None
+            if resume is not None:  # continue a loaded run's rollout
+                self.collector.set_state(resume)
         return self.collector
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -137,8 +147,6 @@ class Reinforce:
         truncated = batch.truncated.to(self.device)
         if not cfg.bootstrap_truncated:  # the time limit is part of the task: an end
             terminated = terminated | truncated
-        if policy.obs_rms is not None:  # observation statistics include this batch
-            self.world.update_running_stats(policy.obs_rms, policy.encoder(obs[:-1][valid]))
         reward_scale = 1.0
         if cfg.scale_rewards:  # by the running std of the returns, this batch's included
             self.world.update_running_stats(self.return_rms, discounted_returns(
@@ -159,7 +167,7 @@ class Reinforce:
 
         weights = None
         if cfg.discount_policy_gradient:  # γ^t, t the step's index within its episode
-            weights = cfg.gamma ** _episode_steps(batch).to(self.device, obs.dtype)[valid]
+            weights = cfg.gamma ** _episode_steps(batch).to(self.device, torch.float32)[valid]
         log_probs, entropy, values = policy.evaluate_actions(
             obs[:-1][valid], batch.actions.to(self.device)[valid])
         losses = reinforce_loss(
@@ -183,6 +191,8 @@ class Reinforce:
             self.num_updates += 1
             if values is not None and cfg.value_steps > 1:
                 self._fit_value(obs[:-1][valid], returns[valid], cfg.value_steps - 1)
+        if policy.obs_rms is not None:  # the next rollout normalises with this batch seen too
+            self.world.update_running_stats(policy.obs_rms, policy.encoder(obs[:-1][valid]))
 
         metrics = {f"train/{k}": float(v.detach()) for k, v in losses.items()}
         metrics["train/grad_norm"] = float(grad_norm)
@@ -206,13 +216,15 @@ class Reinforce:
         policy, cfg = self.policy, self.config
         for _ in range(steps):
             loss = cfg.vf_coef * (policy.value(obs) - returns).pow(2).mean()
-            if not bool(torch.isfinite(loss)):
-                return
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.world.average_gradients(policy.parameters(), num_samples=returns.numel())
-            if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            # All ranks hold the same averaged gradient, so they stop (or step) together.
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                policy.parameters(), cfg.max_grad_norm or float("inf"))
+            if not bool(torch.isfinite(grad_norm)):
+                self.optimizer.zero_grad(set_to_none=True)
+                return
             self.optimizer.step()
 
     def learn(self, total_timesteps: int, *, stop_return: float | None = None,

@@ -13,8 +13,9 @@ Layout of the file:
   the rollout state (episode statistics, the envs' random states: see
   :meth:`pgrad.rollout.Collector.get_state`) and a SHA-256 digest of everything else.
 
-pgrad has no running normalisation statistics to save: advantages are normalised per
-batch, and observations and rewards are used as the env returns them.
+Running normalisation statistics are saved as tensors: the observation statistics
+(``normalize_obs``) inside the policy's ``state_dict``, the return statistics
+(``scale_rewards``) under ``return_rms.``; advantages are normalised per batch and need none.
 
 Loading never unpickles anything: safetensors holds raw tensor bytes, JSON holds data.
 Files are written atomically: a temporary file in the same folder, flushed and fsynced,

@@ -242,6 +242,9 @@ def _resumed_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[A
     from pgrad.agent import Reinforce
 
     run_dir = args.resume
+    if not run_dir.is_dir():
+        raise PgradError(f"no checkpoint at {run_dir}: --resume takes the run directory "
+                         "(the --out) of an earlier pgrad train")
     clashes = [f"--{name.replace('_', '-')}" for name in overrides]
     clashes += [flag for flag, given in (("env_id", args.env_id), ("--out", args.out)) if given]
     if clashes:
@@ -282,11 +285,36 @@ def _train(args: argparse.Namespace) -> int:
         raise PgradError(f"--dist-timeout must be positive, got {args.dist_timeout:g}")
     # Under torchrun: join the other workers (gloo on CPU, NCCL on CUDA) before building
     # the agent, which takes its rank's seed stream from the process group.
-    distributed.init(overrides.get("device", "cpu"), timeout=args.dist_timeout)
+    device = overrides.get("device") or _saved_device(args.resume)
+    if world_size() > 1:  # check before joining: a bad device must not hang the others
+        from pgrad.agent import resolve_device
+        resolve_device(device)
+    distributed.init(device, timeout=args.dist_timeout)
     try:
         return _train_agent(args, overrides)
     finally:
         distributed.shutdown()
+
+
+def _saved_device(run_dir: Path | None) -> str:
+    """The device a run to resume was trained on (cpu for a new run or an unreadable one)."""
+    if run_dir is None:
+        return "cpu"
+    try:
+        device = json.loads((run_dir / "config.json").read_text()).get("device", "cpu")
+    except (OSError, ValueError, AttributeError):
+        return "cpu"
+    return device if isinstance(device, str) else "cpu"
+
+
+def world_size() -> int:
+    """Workers torchrun started (1 outside torchrun)."""
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
 
 
 def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -463,6 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except PgradError as e:
         print(f"pgrad {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path that cannot be read or written
+        print(f"pgrad {args.command}: error: {e.strerror or e}"
+              f"{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"pgrad {args.command}: interrupted", file=sys.stderr)

@@ -160,6 +160,7 @@ class Config:
              f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
         need(self.diagnostics_every >= 0,
              f"diagnostics_every must be non-negative, got {self.diagnostics_every}")
+        need(0 <= self.seed < 2**31, f"seed must be in [0, 2**31), got {self.seed}")
         need(self.threads is None or self.threads >= 1,
              f"threads must be at least 1 (or None), got {self.threads}")
         need(self.action_bound in ACTION_BOUNDS,

@@ -59,6 +59,8 @@ class RolloutStats:
     """Mean length of the same episodes."""
     full_window: bool
     """Whether every rank's window of recent episodes is full (the stop-return criterion)."""
+    interrupted: bool = False
+    """Whether any rank has received SIGINT / SIGTERM (so that all stop at this update)."""
 
 
 class World:
@@ -168,12 +170,15 @@ class World:
         """Replace each gradient by Σ_r n_r ∇_r / Σ_r n_r, in one all-reduce.
 
         ``num_samples`` is this rank's n_r, the number of samples its loss is a mean over.
-        A parameter without a gradient counts as a zero gradient.
+        Parameters without a gradient keep none (every rank has the same ones: the same
+        loss), so Adam skips them as it does in one process.
         """
         if not self.distributed:
             return
-        params = list(parameters)
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+        params = [p for p in parameters if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
         flat = torch.cat([g.reshape(-1) for g in grads] + [grads[0].new_ones(1)])
         flat.mul_(float(num_samples))
         self._all_reduce(flat)
@@ -188,16 +193,18 @@ class World:
             offset += n
 
     def rollout_stats(self, batch_steps: int, episodes: int, returns: Sequence[float],
-                      lengths: Sequence[float], full_window: bool) -> RolloutStats:
-        """Step count and episode statistics summed over ranks, in one all-reduce."""
+                      lengths: Sequence[float], full_window: bool,
+                      interrupted: bool = False) -> RolloutStats:
+        """Step count, episode statistics and interruption, summed over ranks, in one
+        all-reduce."""
         sums = self.sum([batch_steps, episodes, math.fsum(returns), math.fsum(lengths),
-                         len(returns), 0.0 if full_window else 1.0])
-        steps, episodes_all, ret_sum, len_sum, count, not_full = sums
+                         len(returns), 0.0 if full_window else 1.0, float(interrupted)])
+        steps, episodes_all, ret_sum, len_sum, count, not_full, signalled = sums
         return RolloutStats(
             steps=int(steps), episodes=int(episodes_all),
             return_mean=ret_sum / count if count else math.nan,
             length_mean=len_sum / count if count else math.nan,
-            full_window=not_full == 0)
+            full_window=not_full == 0, interrupted=signalled > 0)
 
 
 _SINGLE = World()

@@ -82,6 +82,8 @@ def _load_run(path: Path) -> Run:
             rows = list(csv.DictReader(f))
     except (OSError, ValueError) as e:
         raise PgradError(f"cannot read the run in {path}: {e}") from e
+    if not isinstance(config, dict):
+        raise PgradError(f"{config_file} is not a JSON object of settings")
     if not rows:
         raise PgradError(f"{path / 'progress.csv'} has no rows")
     columns = {key: np.array([_number(r.get(key)) for r in rows]) for key in rows[0]}

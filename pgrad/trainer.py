@@ -171,7 +171,8 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
             stats = world.rollout_stats(
                 batch.num_steps, collector.episodes, collector.episode_returns,
                 collector.episode_lengths,
-                len(collector.episode_returns) == collector.episode_returns.maxlen)
+                len(collector.episode_returns) == collector.episode_returns.maxlen,
+                signals.signum is not None)
             agent.num_timesteps += stats.steps
             episodes = stats.episodes
 
@@ -192,12 +193,13 @@ def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
             bar.set_postfix(sps=f"{metrics['time/sps']:.0f}", ret=f"{return_mean:.1f}",
                             refresh=False)
             if model_path is not None and (
-                    signals.signum is not None
+                    stats.interrupted
                     or (save_every is not None and agent.num_timesteps - last_save >= save_every)):
                 agent.save(model_path)             # checkpoint, atomically
                 last_save = agent.num_timesteps
-            if signals.signum is not None:
-                raise Interrupted(signals.signum, agent.num_timesteps, model_path)
+            if stats.interrupted:  # every rank stops at the same update
+                raise Interrupted(signals.signum or signal.SIGTERM, agent.num_timesteps,
+                                  model_path)
             if stop_return is not None and stats.full_window and return_mean >= stop_return:
                 reached = True
                 break

@@ -270,3 +270,14 @@ def test_extra_value_steps_fit_only_the_value_network() -> None:
     with torch.no_grad():
         losses = [(a.policy.value(obs) - returns).pow(2).mean().item() for a in agents]
     assert losses[1] < 0.9 * losses[0]
+
+
+def test_an_explicit_config_runs_on_the_env_given() -> None:
+    agent = pgrad.Reinforce("Acrobot-v1", config=pgrad.Config())
+    assert agent.config.env_id == "Acrobot-v1"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 10**30])
+def test_seeds_out_of_range_are_an_error(seed: int) -> None:
+    with pytest.raises(PgradError, match="seed"):
+        pgrad.Reinforce("CartPole-v1", seed=seed)

@@ -215,3 +215,9 @@ def test_train_help_mentions_every_option(capsys) -> None:
 def test_eval_help_mentions_every_option(capsys) -> None:
     text = help_text(["eval", "--help"], capsys)
     assert [flag for flag in EVAL_FLAGS if flag not in text] == []
+
+
+def test_an_unwritable_run_directory_fails_in_one_line(capsys) -> None:
+    line = assert_one_line_error(capsys, main(["train", "--out", "/proc/pgrad-no/run",
+                                               "--total-timesteps", "10", "--no-progress"]))
+    assert "/proc/pgrad-no" in line

@@ -29,12 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 START_METHOD = os.environ.get("PGRAD_TEST_START_METHOD", "forkserver")
 SMALL = {"num_envs": 4, "batch_episodes": 4}
 VARIANTS = {"default": {}, "no_baseline": {"baseline": False, "max_grad_norm": None},
-            "running_stats": {"normalize_obs": True, "scale_rewards": True}, "float32": {}}
+            "running_stats": {"normalize_obs": True, "scale_rewards": True},
+            "value_steps": {"value_steps": 5}, "float32": {}}
 # Float64 weights for the 1e-6 comparison: Adam's first step is lr · g / (|g| + 1e-8), so a
 # gradient entry near 0 turns float32 summation-order noise (1e-9) into a 1e-5 step.
 DTYPES = {"default": torch.float64, "no_baseline": torch.float64,
-          "running_stats": torch.float64, "float32": torch.float32}
-TOLERANCE = {"default": 1e-6, "no_baseline": 1e-6, "running_stats": 1e-6, "float32": 1e-4}
+          "running_stats": torch.float64, "value_steps": torch.float64,
+          "float32": torch.float32}
+TOLERANCE = {"default": 1e-6, "no_baseline": 1e-6, "running_stats": 1e-6, "value_steps": 1e-6,
+             "float32": 1e-4}
 
 
 def _updated(batch: Batch, variant: str) -> torch.Tensor:
