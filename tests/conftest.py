@@ -169,3 +169,17 @@ TEXT_ENV_ID = "pgrad-test/TextObs-v0"
 def register_text_env() -> None:
     if TEXT_ENV_ID not in gym.registry:
         gym.register(TEXT_ENV_ID, entry_point=make_text_env)
+
+
+def make_space_env(observation_space: gym.Space, action_space: gym.Space) -> gym.Env:
+    """A 10-step env in the given spaces (tests/test_spaces.py's SpaceEnv)."""
+    from test_spaces import SpaceEnv
+
+    return SpaceEnv(observation_space, action_space)
+
+
+SPACE_ENV_CASES = [
+    (gym.spaces.Dict({"pos": gym.spaces.Box(-1, 1, (3,)), "mode": gym.spaces.Discrete(3)}),
+     gym.spaces.MultiDiscrete([2, 3])),
+    (gym.spaces.MultiBinary(4), gym.spaces.MultiBinary(3)),
+]
