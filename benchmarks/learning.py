@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("env_id")
     parser.add_argument("--steps", type=int, default=500_000)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes")
     parser.add_argument("--target", type=float, default=None,
                         help="report when the training return first reaches this")
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         settings[key] = parse_value(value)
     info = machine_info(["benchmarks/learning.py", *argv])
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         run = run_seed(args.env_id, settings, seed, args.steps, args.episodes, args.target)
         run["episodes"] = args.episodes
         print(json.dumps(run), flush=True)

@@ -184,7 +184,8 @@ class Reinforce:
         if cfg.max_grad_norm is not None:
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
         else:
-            grad_norm = _grad_norm(policy)
+            grad_norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in policy.parameters() if p.grad is not None])
         if guard.check_update(self, losses["loss"], grad_norm, batch):  # nan/inf guard
             self.optimizer.step()
             guard.check_parameters(self, batch)
@@ -344,11 +345,6 @@ def _last_row(valid: torch.Tensor) -> torch.Tensor:
     last = torch.zeros_like(valid)
     last[-1] = True
     return last
-
-
-def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
-    grads = [p.grad.norm() for p in module.parameters() if p.grad is not None]
-    return torch.stack(grads).norm() if grads else torch.zeros(())
 
 
 def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:

@@ -187,14 +187,13 @@ class Collector:
         obs = self._obs
         assert obs is not None
         bufs["obs"][t] = obs
-        if acting is None:
-            actions = self.policy.sample(obs, generator=self.generator)
-            bufs["actions"][t] = actions.cpu().numpy()
+        if acting is None:  # one device-to-host copy: the buffer row is what the env gets
+            bufs["actions"][t] = self.policy.sample(obs, generator=self.generator).cpu().numpy()
         else:
             if acting.size:
                 actions = self.policy.sample(obs[acting], generator=self.generator)
                 bufs["actions"][t][acting] = actions.cpu().numpy()
-            actions = self._buffers.tensors["actions"][t]
+        actions = self._buffers.tensors["actions"][t]
         try:
             obs, rewards, terminated, truncated, _ = self.envs.step(self.policy.to_env(actions))
         except Exception as e:  # an env's own failure, reported as bad input
