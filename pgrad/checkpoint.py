@@ -144,6 +144,7 @@ def save(path: str | Path, agent: Reinforce) -> Path:
         "optimizer": {"param_groups": optim["param_groups"], "state": optim_state},
         "num_timesteps": agent.num_timesteps,
         "num_updates": agent.num_updates,
+        "skipped_updates": agent.skipped_updates,
         "generator_device": agent.generator.device.type,
         "torch_version": torch.__version__,
         "rollout": (agent.collector.get_state() if agent.collector is not None
@@ -290,6 +291,8 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
         raise PgradError(f"{path}: optimizer state does not match the model "
                          f"({_first_line(e)})") from e
     agent.num_timesteps, agent.num_updates = counters
+    skipped = meta.get("skipped_updates", 0)
+    agent.skipped_updates = skipped if isinstance(skipped, int) and skipped >= 0 else 0
     agent.resume_state = rollout
     # A generator's state only fits a generator of the same device type; an agent loaded
     # onto another device keeps the generator seeded from config.seed.

@@ -67,6 +67,8 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
         frames_dir = Path(tmp) / "frames"  # new, so the recorder has nothing to overwrite
         env = gym.wrappers.RecordVideo(env, str(frames_dir), episode_trigger=lambda _: True,
                                        name_prefix="video", disable_logger=True)
+        if isinstance(env.observation_space, gym.spaces.Dict | gym.spaces.Tuple):
+            env = gym.wrappers.FlattenObservation(env)  # as the policy saw them in training
         generator = torch.Generator(device=agent.policy.device).manual_seed(seed)
         try:
             for episode in range(episodes):
