@@ -4,7 +4,7 @@ REINFORCE Agent", as a library.
     agent = pgrad.Reinforce("CartPole-v1", baseline=True, seed=0)   # build
     agent.learn(total_timesteps=..., stop_return=195)                # train
     agent.save(path); agent = pgrad.Reinforce.load(path)             # checkpoint
-    action = agent.predict(obs, deterministic=True)                  # act
+    action, _ = agent.predict(obs, deterministic=True)               # act
     pgrad.evaluate(agent, episodes=20)                               # evaluate
 
 Training uses pgrad's default settings (``pgrad.Config()``, tuned for CartPole; the script
@@ -69,7 +69,7 @@ def main() -> None:
     obs, _ = env.reset(seed=args.seed)
     episode_return, done, seen = 0.0, False, [obs]
     while not done:
-        action = loaded.predict(obs, deterministic=True)
+        action, _ = loaded.predict(obs, deterministic=True)
         obs, reward, terminated, truncated, _ = env.step(action)
         episode_return += float(reward)
         done = terminated or truncated
@@ -77,8 +77,9 @@ def main() -> None:
     env.close()
     print(f"one episode with loaded.predict(): return {episode_return:.0f}")
     batch = np.stack(seen[:8])  # predict also takes a batch [B, *obs_shape]
-    assert np.array_equal(agent.predict(batch), loaded.predict(batch)), "load changed the policy"
-    print(f"predict on its first 8 observations: {loaded.predict(batch).tolist()} "
+    actions, _ = loaded.predict(batch)
+    assert np.array_equal(agent.predict(batch)[0], actions), "load changed the policy"
+    print(f"predict on its first 8 observations: {actions.tolist()} "
           "(identical for the original and the loaded agent)")
 
     # 4. evaluate

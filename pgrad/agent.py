@@ -10,7 +10,7 @@ The API follows Stable-Baselines3::
     agent.learn(total_timesteps=200_000)
     agent.save("cartpole.safetensors")
     agent = pgrad.Reinforce.load("cartpole.safetensors")
-    action = agent.predict(obs, deterministic=True)
+    action, _ = agent.predict(obs, deterministic=True)
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec
 from pgrad.errors import PgradError
 from pgrad.losses import advantages, reinforce_loss
 from pgrad.normalization import RunningMeanStd
+from pgrad.observations import observation_batch
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
 from pgrad.returns import discounted_returns
@@ -250,21 +251,29 @@ class Reinforce:
         return [] if self.collector is None else list(self.collector.episode_returns)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Action(s) for one observation (shape of the observation space; a dict or tuple
-        for Dict / Tuple spaces) or a batch of them."""
-        space = self.observation_space
-        if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
-            single = isinstance(obs, dict | tuple)
-            items = [obs] if single else list(obs)
-            batch = np.stack([gym.spaces.flatten(space, o) for o in items])
-        else:
-            obs_arr = np.asarray(obs)
-            single = obs_arr.shape == space.shape
-            batch = obs_arr[None] if single else obs_arr
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """``(actions, state)`` for one observation or a batch, as Stable-Baselines3's
+        ``predict``: actions ready for ``env.step``, ``[*action_shape]`` for one observation
+        and ``[B, *action_shape]`` for a batch ``[B, *obs_shape]``.
+
+        Dict / Tuple observations come as one dict / tuple, a dict / tuple of batched
+        arrays (what a vector env returns), or a list of dicts / tuples. ``state`` is
+        returned unchanged and ``episode_start`` is ignored: these policies keep no
+        recurrent state (SB3's feed-forward policies do the same).
+        """
+        batch, single = observation_batch(self.observation_space, observation)
         with torch.inference_mode():
             actions = self.policy.to_env(self.policy.sample(batch, deterministic))
-        return actions[0] if single else actions
+        return (actions[0] if single else actions), state
+
+    def export(self, path: str | Path, format: str = "onnx") -> Path:
+        """Write the deterministic policy as a standalone inference module (``onnx`` or
+        ``torchscript``; see :mod:`pgrad.export`): raw observations ``[B, *obs_shape]``
+        → env-ready actions ``[B, *action_shape]``. Returns the file's path."""
+        from pgrad.export import export
+
+        return export(self, path, format=format)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""The ``pgrad`` command: ``train``, ``eval``, ``compare``, ``plot``. Nothing imports this.
+"""The ``pgrad`` command: ``train``, ``eval``, ``compare``, ``plot``, ``export``. Nothing imports this.
 
 Every field of :class:`pgrad.Config` is an option of ``pgrad train`` (``learning_rate`` is
 ``--learning-rate``, alias ``--lr``); bad input ends with a one-line error and exit code 2.
@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--video-episodes", type=int, default=1, metavar="N",
                     help="episodes to film with --video (default: 1)")
     _add_evidence_commands(sub)
+    _add_export_command(sub)
     return parser
 
 
@@ -407,6 +408,31 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_command(sub: Any) -> None:
+    """``pgrad export RUN_DIR --format onnx|torchscript [--out FILE]`` (pgrad.export)."""
+    ex = sub.add_parser(
+        "export", help="write the trained policy as a standalone ONNX or TorchScript file",
+        description="Export the deterministic policy: raw observations [batch, *obs_shape] -> "
+        "env-ready actions, observation normalisation and action bounds included. Runs "
+        "without pgrad (onnxruntime or torch.jit.load).")
+    ex.add_argument("run_dir", type=Path, help="run directory or .safetensors checkpoint")
+    ex.add_argument("--format", choices=["onnx", "torchscript"], default="onnx",
+                    help='file format (default: onnx, which needs pip install "pgrad[export]")')
+    ex.add_argument("--out", type=Path, default=None, metavar="FILE",
+                    help="where to write it (default: RUN_DIR/policy.onnx or policy.pt)")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pgrad.agent import Reinforce
+    from pgrad.export import default_path, require
+
+    require(args.format)
+    agent = Reinforce.load(args.run_dir, device="cpu")
+    path = agent.export(args.out or default_path(args.run_dir, args.format), format=args.format)
+    print(f"exported {args.format}: {path}")
+    return 0
+
+
 def _threshold(args: argparse.Namespace, env_id: str | None) -> float | None:
     if args.threshold is not None or env_id is None or args.metric != "rollout/ep_return_mean":
         return args.threshold  # the env's reward_threshold is a threshold of returns
@@ -487,7 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train" and args.nproc != 1 and not _under_torchrun():
             return _launch(args, argv)
-        commands = {"train": _train, "eval": _eval, "compare": _compare, "plot": _plot}
+        commands = {"train": _train, "eval": _eval, "compare": _compare, "plot": _plot,
+                    "export": _export}
         return commands[args.command](args)
     except PgradError as e:
         print(f"pgrad {args.command}: error: {e}", file=sys.stderr)

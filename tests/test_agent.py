@@ -182,7 +182,8 @@ def test_learn_needs_a_positive_step_count() -> None:
 # ---------------------------------------------------------------- predict
 def test_predict_single_observation_returns_a_single_action() -> None:
     agent = pgrad.Reinforce(LINEWALK_ID, seed=0)
-    action = agent.predict(np.zeros(4, dtype=np.float32))
+    action, state = agent.predict(np.zeros(4, dtype=np.float32))
+    assert state is None
     assert np.shape(action) == ()
     assert agent.action_space.contains(action)
 
@@ -190,7 +191,7 @@ def test_predict_single_observation_returns_a_single_action() -> None:
 def test_predict_batch_returns_a_batch() -> None:
     agent = pgrad.Reinforce(LINEWALK_ID, seed=0)
     obs = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
-    actions = agent.predict(obs)
+    actions, _ = agent.predict(obs)
     assert actions.shape == (6,)
     with torch.no_grad():
         argmax = agent.policy.distribution(obs).logits.argmax(-1).numpy()
@@ -199,7 +200,7 @@ def test_predict_batch_returns_a_batch() -> None:
 
 def test_predict_gaussian_single_observation() -> None:
     agent = pgrad.Reinforce("Pendulum-v1", seed=0)
-    action = agent.predict(np.zeros(3, dtype=np.float32))
+    action, _ = agent.predict(np.zeros(3, dtype=np.float32))
     assert action.shape == (1,)
     assert agent.action_space.contains(action)
 

@@ -74,11 +74,11 @@ def test_round_trip_restores_everything(tmp_path: Path) -> None:
     assert plain_param_groups(loaded.optimizer) == plain_param_groups(agent.optimizer)
 
     obs = np.random.default_rng(0).uniform(-1, 1, (32, 4)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
     torch.manual_seed(5)
-    sampled = agent.predict(obs, deterministic=False)
+    sampled, _ = agent.predict(obs, deterministic=False)
     torch.manual_seed(5)
-    np.testing.assert_array_equal(loaded.predict(obs, deterministic=False), sampled)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=False)[0], sampled)
 
 
 def test_training_continues_identically_after_a_round_trip(tmp_path: Path) -> None:
@@ -109,14 +109,14 @@ def test_gaussian_agent_with_infinite_bounds_round_trips(tmp_path: Path) -> None
     assert loaded.config == agent.config and loaded.config.env_id is None
     assert differing_parameters(agent.policy, loaded.policy) == []
     obs = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
 
 
 def test_discrete_observation_space_round_trips(tmp_path: Path) -> None:
     agent = pgrad.Reinforce("FrozenLake-v1", seed=0)
     loaded = pgrad.Reinforce.load(agent.save(tmp_path / "lake"))
     assert loaded.observation_space == agent.observation_space
-    assert int(loaded.predict(3)) == int(agent.predict(3))
+    assert int(loaded.predict(3)[0]) == int(agent.predict(3)[0])
 
 
 def test_save_paths(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_continuous_policy_on_cuda() -> None:
     agent = pgrad.Reinforce("Pendulum-v1", seed=0, device="cuda", num_envs=4,
                             batch_episodes=4)
     agent.learn(2_000, tensorboard=False)
-    action = agent.predict(agent.observation_space.sample())
+    action, _ = agent.predict(agent.observation_space.sample())
     assert agent.action_space.contains(action)
 
 
@@ -64,4 +64,4 @@ def test_multidiscrete_and_dict_spaces_on_cuda() -> None:
         agent = pgrad.Reinforce(lambda o=obs_space, a=action_space: make_space_env(o, a),
                                 seed=0, device="cuda", num_envs=2, batch_episodes=2)
         agent.learn(100, tensorboard=False)
-        assert action_space.contains(agent.predict(obs_space.sample()))
+        assert action_space.contains(agent.predict(obs_space.sample())[0])

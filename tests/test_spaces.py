@@ -69,8 +69,9 @@ def test_every_supported_space_trains_saves_and_evaluates(name: str, tmp_path: P
                                   env=lambda: SpaceEnv(obs_space, action_space))
     assert loaded.observation_space == obs_space and loaded.action_space == action_space
     obs = obs_space.sample()
-    assert action_space.contains(loaded.predict(obs))
-    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+    action, state = loaded.predict(obs)
+    assert action_space.contains(action) and state is None
+    np.testing.assert_array_equal(action, agent.predict(obs)[0])
     result = pgrad.evaluate(loaded, episodes=3)
     assert result.episodes == 3
 
@@ -81,7 +82,7 @@ def test_tanh_bound_trains_on_a_box_action() -> None:
     agent = pgrad.Reinforce(lambda: SpaceEnv(BOX_OBS, space), seed=0, num_envs=2,
                             batch_episodes=2, action_bound="tanh")
     agent.learn(100, tensorboard=False)
-    assert space.contains(agent.predict(BOX_OBS.sample()))
+    assert space.contains(agent.predict(BOX_OBS.sample())[0])
 
 
 def test_multidiscrete_action_offsets_reach_the_env() -> None:
