@@ -1,4 +1,5 @@
-"""The ``pgrad`` command: ``train``, ``eval``, ``compare``, ``plot``, ``export``. Nothing imports this.
+"""The ``pgrad`` command: ``train``, ``eval``, ``export``, ``compare``, ``plot``. Nothing
+imports this.
 
 Every field of :class:`pgrad.Config` is an option of ``pgrad train`` (``learning_rate`` is
 ``--learning-rate``, alias ``--lr``); bad input ends with a one-line error and exit code 2.

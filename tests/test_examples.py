@@ -25,7 +25,7 @@ ARGS: dict[str, list[str]] = {
     "05_linewalk_comparison.py": ["--seeds", "1", "--timesteps", "3000", "--eval-episodes", "4"],
     "06_cartpole.py": ["--timesteps", "5000"],
 }
-SLOW = {"05_linewalk_comparison.py", "06_cartpole.py"}
+SLOW = {"05_linewalk_comparison.py", "06_cartpole.py", "07_export.py"}
 
 
 def check_01_policies(out: str) -> None:
@@ -88,6 +88,11 @@ def check_06_cartpole(out: str) -> None:
         assert match and 1 <= float(match.group(1)) <= 500
 
 
+def check_07_export(out: str) -> None:
+    assert "deployed with onnxruntime: one episode, return" in out
+    assert re.search(r"identical to agent.predict on all \d+ steps", out)
+
+
 CHECKS: dict[str, Callable[[str], None]] = {
     "01_policies.py": check_01_policies,
     "02_returns.py": check_02_returns,
@@ -95,6 +100,7 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "04_baseline_update.py": check_04_baseline_update,
     "05_linewalk_comparison.py": check_05_linewalk_comparison,
     "06_cartpole.py": check_06_cartpole,
+    "07_export.py": check_07_export,
 }
 
 
