@@ -21,6 +21,7 @@ ONNX goes through ``torch.onnx.export(..., dynamo=True)`` at a pinned opset and 
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import logging
 import warnings
@@ -67,7 +68,7 @@ def require(format: str) -> None:
         missing = []
         for name in ONNX_PACKAGES:
             try:
-                __import__(name)
+                importlib.import_module(name)
             except ImportError:
                 missing.append(name)
         if missing:
