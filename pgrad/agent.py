@@ -1,8 +1,10 @@
 """The REINFORCE agent: a policy, its optimiser, and one update from one batch.
 
-    batch → returns G_t (bootstrapped at cuts when there is a baseline)
-          → log π(a|s), V(s) in one forward pass over the valid steps
-          → loss (pgrad.losses) → backward → clip ‖∇‖ → Adam step
+    batch → valid steps gathered once
+          → targets: returns G_t (scaled; bootstrapped at cuts when there is a baseline)
+          → log π(a|s), V(s) in one forward pass over the valid steps → loss (pgrad.losses)
+          → backward → all-reduce → clip ‖∇‖ → the guard's verdict → Adam step
+          → value fit, normaliser update → metrics
 
 The API follows Stable-Baselines3::
 
@@ -143,21 +145,25 @@ class Reinforce:
         an episode ended holds only a reset step) is skipped: no step, metrics nan.
         """
         cfg = self.config
-        data = _gather(batch, self.device, cfg.bootstrap_truncated)
-        if self.world.sum([data.count])[0] == 0:  # nothing to learn from, on any rank
+        data = _gather(batch, self.device, cfg.bootstrap_truncated)  # valid steps, once
+        if self.world.sum([data.count])[0] == 0:  # no transition on any rank: skip
             return _empty_batch_metrics(self.policy.has_baseline)
+        # targets: G_t of the scaled rewards, cuts bootstrapped from V; γ^t weights
         reward_scale = self._update_reward_scale(data)
         targets = _targets(self.policy, data, cfg.gamma, reward_scale,
                            cfg.discount_policy_gradient)
+        # loss: one forward pass over the valid steps
         log_probs, entropy, values = self.policy.evaluate_actions(data.obs, data.actions)
         losses = self._loss(log_probs, entropy, values, targets)
         due = cfg.diagnostics_every > 0 and self.num_updates % cfg.diagnostics_every == 0
         diagnostics = _gradient_diagnostics(self.policy, data, targets, values,
                                             cfg.normalize_advantages, due)
+        # gradient step: backward → all-reduce → clip → the guard's verdict → Adam
         grad_norm, stepped = self._gradient_step(losses["loss"], data.count)
+        # after the step: value fit, KL (before the normaliser moves), normaliser
         if stepped and values is not None:
             self._fit_value(data.obs, targets.returns, cfg.value_steps - 1)
-        kl = self._kl_since(log_probs, data) if due else float("nan")  # before obs_rms moves
+        kl = self._kl_since(log_probs, data) if due else float("nan")
         self._update_obs_rms(data)
         return _metrics(losses, grad_norm, reward_scale,
                         _explained_variance(values, targets.returns), kl, diagnostics)
