@@ -44,7 +44,6 @@ from pgrad.returns import discounted_returns
 from pgrad.rollout import Batch, Collector
 from pgrad.trainer import TrainResult, train
 
-
 __all__ = ["Reinforce"]
 
 
@@ -468,8 +467,9 @@ def _metrics(losses: dict[str, torch.Tensor], grad_norm: float,
 def _empty_batch_metrics(has_baseline: bool) -> dict[str, float]:
     """The keys of an update's metrics, all nan: what a skipped empty batch logs."""
     nan = float("nan")
-    return _metrics({k: torch.tensor(nan) for k in LOSS_TERMS}, nan, nan, nan if has_baseline else None,
-                    nan, dict.fromkeys(_DIAGNOSTICS, nan))
+    losses = {k: torch.tensor(nan) for k in LOSS_TERMS}
+    return _metrics(losses, nan, nan, nan if has_baseline else None, nan,
+                    dict.fromkeys(_DIAGNOSTICS, nan))
 
 
 def _last_row(valid: torch.Tensor) -> torch.Tensor:

@@ -44,14 +44,21 @@ class Learner(Protocol):
     """What the loop needs of an agent (:class:`pgrad.agent.Reinforce` is one): the loop
     knows it only through this, so the agent may call :func:`train` without a cycle."""
 
-    config: Config
-    world: World
-    policy: torch.nn.Module
-    generator: torch.Generator
     num_timesteps: int
     """Env transitions so far, all ranks; the loop advances it after each update."""
-    num_updates: int
-    skipped_updates: int
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def world(self) -> World: ...
+    @property
+    def policy(self) -> torch.nn.Module: ...
+    @property
+    def generator(self) -> torch.Generator: ...
+    @property
+    def num_updates(self) -> int: ...
+    @property
+    def skipped_updates(self) -> int: ...
 
     def make_collector(self) -> Collector:
         """The vector env and its collector (built once, then kept)."""
