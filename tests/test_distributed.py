@@ -22,6 +22,7 @@ import torch.multiprocessing as mp
 import pgrad
 from pgrad import distributed
 from pgrad.errors import PgradError
+from pgrad.normalization import RunningMeanStd
 from pgrad.rollout import Batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,13 +188,22 @@ def _verdict_worker(rank: int, store: Path, out: Path) -> None:
     pgrad.agent.reinforce_loss = loss_fn
     results["nan"] = (_flat(agent), agent.num_updates, agent.skipped_updates)
     # (b) rank 0 has no valid transition: both step, on rank 1's samples alone
-    results["empty_one"] = _updated(Batch(**batches["empty_one"][rank]), "default")
+    for variant in EMPTY_ONE_VARIANTS:
+        results[variant] = _updated(Batch(**batches["empty_one"][rank]), variant)
     # (c) no rank has one: both skip, without an error
     agent = pgrad.Reinforce("CartPole-v1", seed=0, **SMALL)
     metrics = agent.update(Batch(**batches["empty_all"][rank]))
     results["empty_all"] = (_flat(agent), agent.num_updates, metrics["train/loss"])
+    # (d) running statistics of observations near 1e200 (squares would overflow)
+    stats = RunningMeanStd((2,))
+    distributed.world().update_running_stats(stats, torch.tensor(
+        [[1e200, 0.0], [1e200, 2e154 * rank]], dtype=torch.float64))
+    results["huge"] = (stats.mean.clone(), stats.var.clone())
     torch.save(results, out / f"verdict{rank}.pt")
     dist.destroy_process_group()
+
+
+EMPTY_ONE_VARIANTS = ["value_steps", "running_stats"]
 
 
 def _without_transitions(batch: Batch) -> Batch:
@@ -221,13 +231,25 @@ def test_a_nan_loss_on_one_rank_makes_every_rank_skip(verdicts: dict[int, dict])
     assert torch.equal(verdicts[0]["nan"][0], verdicts[1]["nan"][0])
 
 
+@pytest.mark.parametrize("variant", EMPTY_ONE_VARIANTS)
 def test_a_rank_without_transitions_steps_with_the_others(
-        verdicts: dict[int, dict]) -> None:
-    expected = _updated(_batch_for(11), "default")  # rank 1's batch alone
+        verdicts: dict[int, dict], variant: str) -> None:
+    expected = _updated(_batch_for(11), variant)  # rank 1's batch alone
     for rank in range(2):
-        torch.testing.assert_close(verdicts[rank]["empty_one"], expected, rtol=0,
-                                   atol=TOLERANCE["default"])
-    assert torch.equal(verdicts[0]["empty_one"], verdicts[1]["empty_one"])
+        torch.testing.assert_close(verdicts[rank][variant], expected, rtol=0,
+                                   atol=TOLERANCE[variant])
+    assert torch.equal(verdicts[0][variant], verdicts[1][variant])
+
+
+def test_running_statistics_of_huge_observations_over_ranks(
+        verdicts: dict[int, dict]) -> None:
+    # all ranks' rows: x0 = 1e200 (four times), x1 = 0, 0, 0, 2e154, whose squared
+    # deviation from the mean (2.25e308) overflows while the variance (7.5e307) does not
+    for rank in range(2):
+        mean, var = verdicts[rank]["huge"]
+        assert mean.tolist() == pytest.approx([1e200, 0.5e154], rel=1e-12)
+        assert var[0].item() == 0.0
+        assert var[1].item() == pytest.approx((2e154 * 3 ** 0.5 / 4) ** 2, rel=1e-12)
 
 
 def test_no_rank_with_transitions_skips_everywhere(verdicts: dict[int, dict]) -> None:
