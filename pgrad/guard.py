@@ -8,8 +8,9 @@ guard's flags over all ranks first (:func:`nonfinite_flags` → ``World.sum`` �
 
 Cost in the hot path: one ``torch.isfinite`` on (loss, gradient norm) before the
 optimiser's step, and one on the parameters' largest magnitude after it; two scalars
-synchronised per update (and, with several ranks, one all-reduce of the two flags). Observations and rewards are checked by the collector
-(:mod:`pgrad.rollout`) as they arrive.
+synchronised per update (and, with several ranks, one all-reduce of the two flags).
+Observations and rewards are checked by the collector (:mod:`pgrad.rollout`) as they
+arrive.
 
 ``Config.on_nonfinite``: ``"stop"`` → the verdict ``stop`` (the agent raises
 :class:`Diverged`; the trainer then saves nothing, so the last checkpoint on disk is the

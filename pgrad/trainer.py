@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from tqdm.auto import tqdm
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["Interrupted", "Learner", "TrainResult", "train"]
 
 
+@runtime_checkable
 class Learner(Protocol):
     """What the loop needs of an agent (:class:`pgrad.agent.Reinforce` is one): the loop
     knows it only through this, so the agent may call :func:`train` without a cycle."""

@@ -174,6 +174,12 @@ def test_learn_counts_valid_steps_and_returns_the_agent() -> None:
     assert agent.num_timesteps >= result.steps + 200
 
 
+def test_the_agent_is_what_the_training_loop_needs() -> None:
+    from pgrad.trainer import Learner
+
+    assert isinstance(pgrad.Reinforce(LINEWALK_ID, seed=0), Learner)
+
+
 def test_learn_needs_a_positive_step_count() -> None:
     with pytest.raises(PgradError):
         pgrad.Reinforce(LINEWALK_ID).learn(0)
