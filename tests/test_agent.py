@@ -294,9 +294,9 @@ def test_n_steps_1_with_one_env_skips_batches_of_only_a_reset_step() -> None:
     # The step after an episode ends is a reset step: with n_steps=1, num_envs=1 that is a
     # whole batch without a transition. Its mean over nothing once read as divergence.
     agent = pgrad.Reinforce("CartPole-v1", seed=0, n_steps=1, num_envs=1, hidden_sizes=(8,))
-    agent.learn(300, tensorboard=False)
-    assert agent.num_timesteps == 300
-    assert agent.num_updates == 300 and agent.skipped_updates == 0
+    agent.learn(150, tensorboard=False)
+    assert agent.num_timesteps == 150
+    assert agent.num_updates == 150 and agent.skipped_updates == 0
     assert len(agent.episode_returns) >= 2  # episodes ended, so empty batches came by
 
 
