@@ -1,8 +1,10 @@
 """The REINFORCE agent: a policy, its optimiser, and one update from one batch.
 
-    batch → returns G_t (bootstrapped at cuts when there is a baseline)
-          → log π(a|s), V(s) in one forward pass over the valid steps
-          → loss (pgrad.losses) → backward → clip ‖∇‖ → Adam step
+    batch → valid steps gathered once
+          → targets: returns G_t (scaled; bootstrapped at cuts when there is a baseline)
+          → log π(a|s), V(s) in one forward pass over the valid steps → loss (pgrad.losses)
+          → backward → all-reduce → clip ‖∇‖ → the guard's verdict → Adam step
+          → value fit, normaliser update → metrics
 
 The API follows Stable-Baselines3::
 
@@ -16,8 +18,9 @@ The API follows Stable-Baselines3::
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -33,16 +36,14 @@ from pgrad.diagnostics import (
 )
 from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
 from pgrad.errors import PgradError
-from pgrad.losses import advantages, reinforce_loss
+from pgrad.losses import LOSS_TERMS, advantages, reinforce_loss
 from pgrad.normalization import RunningMeanStd
 from pgrad.observations import observation_batch
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
 from pgrad.returns import discounted_returns
 from pgrad.rollout import Batch, Collector
-
-if TYPE_CHECKING:
-    from pgrad.trainer import TrainResult
+from pgrad.trainer import TrainResult, train
 
 __all__ = ["Reinforce"]
 
@@ -138,83 +139,93 @@ class Reinforce:
         return self.collector
 
     def update(self, batch: Batch) -> dict[str, float]:
-        """One gradient step of REINFORCE on one batch; returns the named loss terms."""
+        """One gradient step of REINFORCE on one batch; returns the named metrics.
+
+        A batch without a single valid transition on any rank (``n_steps=1`` right after
+        an episode ended holds only a reset step) is skipped: no step, metrics nan.
+        """
         cfg = self.config
-        policy = self.policy
-        valid = batch.valid.to(self.device)
-        obs = batch.obs.to(self.device)
-        rewards = batch.rewards.to(self.device)
-        terminated = batch.terminated.to(self.device)
-        truncated = batch.truncated.to(self.device)
-        if not cfg.bootstrap_truncated:  # the time limit is part of the task: an end
-            terminated = terminated | truncated
-        reward_scale = 1.0
-        if cfg.scale_rewards:  # by the running std of the returns, this batch's included
-            self.world.update_running_stats(self.return_rms, discounted_returns(
-                rewards, cfg.gamma, terminated=terminated, truncated=truncated)[valid])
-            reward_scale = float(self.return_rms.std)
-            rewards = rewards / reward_scale
-
-        next_values = None
-        if policy.has_baseline:
-            # Cuts: a time limit, or the batch's end mid-episode. Their future is γ V(s_{t+1}).
-            cut = (truncated | _last_row(valid)) & ~terminated & valid
-            next_values = torch.zeros_like(rewards)
-            if cut.any():
-                with torch.no_grad():
-                    next_values[cut] = policy.value(obs[1:][cut])
-        returns = discounted_returns(rewards, cfg.gamma, terminated=terminated,
-                                     truncated=truncated, next_values=next_values)
-
-        weights = None
-        if cfg.discount_policy_gradient:  # γ^t, t the step's index within its episode
-            weights = cfg.gamma ** _episode_steps(batch).to(self.device, torch.float32)[valid]
-        log_probs, entropy, values = policy.evaluate_actions(
-            obs[:-1][valid], batch.actions.to(self.device)[valid])
-        losses = reinforce_loss(
-            log_probs, returns[valid], values, entropy, vf_coef=cfg.vf_coef,
-            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
-            policy_weights=weights, normalizer=self.world.normalize)
+        data = _gather(batch, self.device, cfg.bootstrap_truncated)  # valid steps, once
+        if self.world.sum([data.count])[0] == 0:  # no transition on any rank: skip
+            return _empty_batch_metrics(self.policy.has_baseline)
+        # targets: G_t of the scaled rewards, cuts bootstrapped from V; γ^t weights
+        reward_scale = self._update_reward_scale(data)
+        targets = _targets(self.policy, data, cfg.gamma, reward_scale,
+                           cfg.discount_policy_gradient)
+        # loss: one forward pass over the valid steps
+        log_probs, entropy, values = self.policy.evaluate_actions(data.obs, data.actions)
+        losses = self._loss(log_probs, entropy, values, targets)
         due = cfg.diagnostics_every > 0 and self.num_updates % cfg.diagnostics_every == 0
-        diagnostics = _gradient_diagnostics(self, batch, returns, values, weights, due)
+        diagnostics = _gradient_diagnostics(self.policy, data, targets, values,
+                                            cfg.normalize_advantages, due)
+        # gradient step: backward → all-reduce → clip → the guard's verdict → Adam
+        grad_norm, stepped = self._gradient_step(losses["loss"], data.count)
+        # after the step: value fit, KL (before the normaliser moves), normaliser
+        if stepped and values is not None:
+            self._fit_value(data.obs, targets.returns, cfg.value_steps - 1)
+        kl = self._kl_since(log_probs, data) if due else float("nan")
+        self._update_obs_rms(data)
+        return _metrics(losses, grad_norm, reward_scale,
+                        _explained_variance(values, targets.returns), kl, diagnostics)
 
+    def _update_reward_scale(self, data: _Transitions) -> float:
+        """``scale_rewards``: merge this batch's returns (unscaled, not bootstrapped; all
+        ranks') into the running statistics; their std is the scale. 1.0 when off."""
+        cfg = self.config
+        if not cfg.scale_rewards:
+            return 1.0
+        returns = discounted_returns(data.rewards, cfg.gamma, terminated=data.terminated,
+                                     truncated=data.truncated)
+        self.world.update_running_stats(self.return_rms, returns[data.valid])
+        return float(self.return_rms.std)
+
+    def _loss(self, log_probs: torch.Tensor, entropy: torch.Tensor,
+              values: torch.Tensor | None, targets: _Targets) -> dict[str, torch.Tensor]:
+        """The REINFORCE loss terms (pgrad.losses) of the ``[B]`` valid steps; advantages
+        normalised over all ranks' steps."""
+        cfg = self.config
+        return reinforce_loss(
+            log_probs, targets.returns, values, entropy, vf_coef=cfg.vf_coef,
+            ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
+            policy_weights=targets.weights, normalizer=self.world.normalize)
+
+    def _gradient_step(self, loss: torch.Tensor, num_samples: int) -> tuple[float, bool]:
+        """backward → average over ranks → clip ‖∇‖ → the guard's verdict (the same on
+        every rank) → Adam step. Returns the gradient norm (before clipping) and whether
+        the step was taken; raises :class:`pgrad.guard.Diverged` on a ``stop`` verdict."""
+        params = list(self.policy.parameters())
         self.optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        loss.backward()
         # Data-parallel: the sample-weighted mean of all workers' gradients (no-op alone).
-        self.world.average_gradients(policy.parameters(), num_samples=log_probs.numel())
-        if cfg.max_grad_norm is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        else:
-            grad_norm = torch.nn.utils.get_total_norm(
-                [p.grad for p in policy.parameters() if p.grad is not None])
-        if guard.check_update(self, losses["loss"], grad_norm, batch):  # nan/inf guard
+        self.world.average_gradients(params, num_samples=num_samples)
+        grad_norm = _clip_gradients(params, self.config.max_grad_norm)
+        # A rank without samples has a mean over nothing as its loss: only its gradient counts.
+        flags = guard.nonfinite_flags(loss if num_samples else None, grad_norm)
+        verdict = guard.judge_update(self.world.sum(flags), self.config.on_nonfinite)
+        if verdict == guard.STEP:
             self.optimizer.step()
-            guard.check_parameters(self, batch)
-            self.num_updates += 1
-            if values is not None and cfg.value_steps > 1:
-                self._fit_value(obs[:-1][valid], returns[valid], cfg.value_steps - 1)
-        if policy.obs_rms is not None:  # the next rollout normalises with this batch seen too
-            self.world.update_running_stats(policy.obs_rms, policy.encoder(obs[:-1][valid]))
+            verdict = guard.judge_parameters(params)  # identical on every rank
+        return float(grad_norm), self._act_on(verdict, num_samples)
 
-        metrics = {f"train/{k}": float(v.detach()) for k, v in losses.items()}
-        metrics["train/grad_norm"] = float(grad_norm)
-        metrics["train/reward_scale"] = reward_scale
-        if values is not None:
-            metrics["train/explained_variance"] = _explained_variance(values, returns[valid])
-        metrics["diagnostics/kl"] = float("nan")
-        if due:  # how far the step moved the policy on this batch's states
-            with torch.no_grad():
-                new_log_probs = policy.distribution(obs[:-1][valid]).log_prob(
-                    batch.actions.to(self.device)[valid])
-            metrics["diagnostics/kl"] = approx_kl(log_probs.detach(), new_log_probs)
-        metrics.update(diagnostics)
-        return metrics
+    def _act_on(self, verdict: guard.Verdict, num_samples: int) -> bool:
+        """Count a taken or skipped update, or raise Diverged; whether it was taken."""
+        if verdict.action == "step":
+            self.num_updates += 1
+            return True
+        self.optimizer.zero_grad(set_to_none=True)
+        if verdict.action == "skip":
+            self.skipped_updates += 1
+            return False
+        raise guard.Diverged(verdict.what, self.num_updates + 1,
+                             self.num_timesteps + num_samples)
 
     def _fit_value(self, obs: torch.Tensor, returns: torch.Tensor, steps: int) -> None:
         """``steps`` more Adam steps on the value loss alone (Spinning Up's VPG does 80):
         one step per batch leaves V far behind returns that grow as the policy improves,
         and a baseline that explains nothing reduces no variance. The policy's own
-        parameters get no gradient from it (a shared backbone does)."""
+        parameters get no gradient from it (a shared backbone does).
+
+        ``obs``: ``[B, *obs_shape]``, ``returns``: ``[B]``, the valid steps' targets."""
         policy, cfg = self.policy, self.config
         for _ in range(steps):
             loss = cfg.vf_coef * (policy.value(obs) - returns).pow(2).mean()
@@ -229,6 +240,19 @@ class Reinforce:
                 return
             self.optimizer.step()
 
+    def _kl_since(self, old_log_probs: torch.Tensor, data: _Transitions) -> float:
+        """KL(π_old ‖ π_new) on the batch's valid steps: how far this update moved the
+        policy. Measured before the observation statistics take in the batch."""
+        with torch.no_grad():
+            new_log_probs = self.policy.distribution(data.obs).log_prob(data.actions)
+        return approx_kl(old_log_probs.detach(), new_log_probs)
+
+    def _update_obs_rms(self, data: _Transitions) -> None:
+        """``normalize_obs``: the next rollout normalises with this batch seen too."""
+        if self.policy.obs_rms is not None:
+            self.world.update_running_stats(self.policy.obs_rms,
+                                            self.policy.encoder(data.obs))
+
     def learn(self, total_timesteps: int, *, stop_return: float | None = None,
               run_dir: str | Path | None = None, progress_bar: bool = False,
               tensorboard: bool = True, save_every: int | None = None) -> Reinforce:
@@ -238,8 +262,6 @@ class Reinforce:
         states and episode statistics carry on, and a ``run_dir`` holding the run's logs
         is continued. Returns the agent; what the call did is in ``agent.last_result``.
         """
-        from pgrad.trainer import train
-
         self.last_result = train(self, total_timesteps, stop_return=stop_return,
                                  run_dir=run_dir, progress_bar=progress_bar,
                                  tensorboard=tensorboard, save_every=save_every)
@@ -312,42 +334,151 @@ def _probe_spaces(env: EnvSource) -> tuple[gym.Space, gym.Space]:
         probe.close()
 
 
-def _episode_steps(batch: Batch) -> torch.Tensor:
-    if batch.episode_steps is None:
+@dataclass(frozen=True)
+class _Transitions:
+    """One batch on the agent's device, its ``B`` valid steps gathered once.
+
+    ``[T, N]`` tensors keep the batch's layout (returns run along time); ``[B]`` tensors
+    are the valid steps in time-major order (the order of ``x[valid]``).
+    """
+
+    all_obs: torch.Tensor
+    """``[T + 1, N, *obs_shape]``: row t + 1 follows step t (bootstrapping reads it)."""
+    valid: torch.Tensor
+    """``[T, N]`` bool."""
+    rewards: torch.Tensor
+    """``[T, N]``."""
+    terminated: torch.Tensor
+    """``[T, N]`` bool; time limits included when they are part of the task."""
+    truncated: torch.Tensor
+    """``[T, N]`` bool."""
+    episode_steps: torch.Tensor | None
+    """``[T, N]`` index of the step within its episode."""
+    obs: torch.Tensor
+    """``[B, *obs_shape]``, the valid steps' observations."""
+    actions: torch.Tensor
+    """``[B, *action_shape]``."""
+    count: int
+    """B, this rank's number of valid steps."""
+
+
+def _gather(batch: Batch, device: torch.device, bootstrap_truncated: bool) -> _Transitions:
+    """Move ``batch`` to ``device`` and gather its valid observations and actions. With
+    ``bootstrap_truncated`` off, a time limit ends the task: truncation is termination."""
+    valid = batch.valid.to(device)
+    all_obs = batch.obs.to(device)
+    terminated = batch.terminated.to(device)
+    truncated = batch.truncated.to(device)
+    if not bootstrap_truncated:
+        terminated = terminated | truncated
+    steps = None if batch.episode_steps is None else batch.episode_steps.to(device)
+    return _Transitions(
+        all_obs=all_obs, valid=valid, rewards=batch.rewards.to(device),
+        terminated=terminated, truncated=truncated, episode_steps=steps,
+        obs=all_obs[:-1][valid], actions=batch.actions.to(device)[valid],
+        count=int(valid.sum()))
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """What the loss fits, for the ``B`` valid steps."""
+
+    returns: torch.Tensor
+    """``[B]`` G_t, in units of the scaled rewards."""
+    weights: torch.Tensor | None
+    """``[B]`` γ^t on each step's policy term (``discount_policy_gradient``), or None."""
+
+
+def _targets(policy: Policy, data: _Transitions, gamma: float, reward_scale: float,
+             discount_policy_gradient: bool) -> _Targets:
+    """G_t of the rewards divided by ``reward_scale`` (cuts bootstrapped from V when the
+    policy has a baseline) and the γ^t weights. Reads the policy, changes nothing."""
+    next_values = _next_values(policy, data) if policy.has_baseline else None
+    returns = discounted_returns(data.rewards / reward_scale, gamma,
+                                 terminated=data.terminated, truncated=data.truncated,
+                                 next_values=next_values)
+    weights = None
+    if discount_policy_gradient:  # γ^t, t the step's index within its episode
+        weights = gamma ** _episode_steps(data).to(torch.float32)[data.valid]
+    return _Targets(returns[data.valid], weights)
+
+
+def _next_values(policy: Policy, data: _Transitions) -> torch.Tensor:
+    """``[T, N]``: V(s_{t+1}) where the episode is cut after step t (a time limit, or the
+    batch's end mid-episode), 0 elsewhere; its future is then γ V(s_{t+1})."""
+    cut = (data.truncated | _last_row(data.valid)) & ~data.terminated & data.valid
+    next_values = torch.zeros_like(data.rewards)
+    if cut.any():
+        with torch.no_grad():
+            next_values[cut] = policy.value(data.all_obs[1:][cut])
+    return next_values
+
+
+def _clip_gradients(params: list[torch.nn.Parameter], max_norm: float | None) -> torch.Tensor:
+    """The gradients' total norm, after scaling them to at most ``max_norm`` (if given)."""
+    if max_norm is not None:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+
+
+def _episode_steps(data: _Transitions) -> torch.Tensor:
+    if data.episode_steps is None:
         raise PgradError("discount_policy_gradient needs the batch's episode_steps")
-    return batch.episode_steps
+    return data.episode_steps
 
 
-def _gradient_diagnostics(agent: Reinforce, batch: Batch, returns: torch.Tensor,
-                          values: torch.Tensor | None, weights: torch.Tensor | None,
+_DIAGNOSTICS = ("diagnostics/grad_variance", "diagnostics/grad_snr",
+                "diagnostics/grad_variance_without_baseline",
+                "diagnostics/grad_snr_without_baseline")
+
+
+def _gradient_diagnostics(policy: Policy, data: _Transitions, targets: _Targets,
+                          values: torch.Tensor | None, normalize_advantages: bool,
                           due: bool) -> dict[str, float]:
     """Variance and SNR of the per-episode policy gradients (pgrad.diagnostics); NaN
     when not ``due`` (the keys are always there, so the CSV has their columns)."""
-    nan = float("nan")
-    out = dict.fromkeys(["diagnostics/grad_variance", "diagnostics/grad_snr",
-                         "diagnostics/grad_variance_without_baseline",
-                         "diagnostics/grad_snr_without_baseline"], nan)
-    if not due or batch.episode_steps is None:
+    out = dict.fromkeys(_DIAGNOSTICS, float("nan"))
+    if not due or data.episode_steps is None:
         return out
-    cfg, device = agent.config, agent.device
-    valid = batch.valid.to(device)
-    segment, position, count = episode_segments(valid, batch.episode_steps.to(device))
-    obs, actions = batch.obs[:-1].to(device)[valid], batch.actions.to(device)[valid]
+    segment, position, count = episode_segments(data.valid, data.episode_steps)
+    if count < 2:  # no spread to measure
+        return out
     # With a baseline, also the same batch's gradients without it (A = G): the variance
     # the baseline removed, measured on identical episodes.
     for suffix, baseline in [("", values), ("_without_baseline", None)]:
         if suffix and values is None:
             break
-        adv = advantages(returns[valid], baseline,
-                         normalize_advantages=cfg.normalize_advantages)
-        if weights is not None:
-            adv = adv * weights
-        grads = per_episode_gradients(agent.policy, obs, actions, adv, segment, position,
-                                      count)
+        adv = advantages(targets.returns, baseline, normalize_advantages=normalize_advantages)
+        if targets.weights is not None:
+            adv = adv * targets.weights
+        grads = per_episode_gradients(policy, data.obs, data.actions, adv, segment,
+                                      position, count)
         variance, snr = gradient_statistics(grads)
         out[f"diagnostics/grad_variance{suffix}"] = variance
         out[f"diagnostics/grad_snr{suffix}"] = snr
     return out
+
+
+def _metrics(losses: dict[str, torch.Tensor], grad_norm: float,
+             reward_scale: float, explained_variance: float | None, kl: float,
+             diagnostics: dict[str, float]) -> dict[str, float]:
+    """The update's metrics as floats, under ``train/`` and ``diagnostics/``."""
+    metrics = {f"train/{k}": float(v.detach()) for k, v in losses.items()}
+    metrics["train/grad_norm"] = grad_norm
+    metrics["train/reward_scale"] = reward_scale
+    if explained_variance is not None:
+        metrics["train/explained_variance"] = explained_variance
+    metrics["diagnostics/kl"] = kl
+    metrics.update(diagnostics)
+    return metrics
+
+
+def _empty_batch_metrics(has_baseline: bool) -> dict[str, float]:
+    """The keys of an update's metrics, all nan: what a skipped empty batch logs."""
+    nan = float("nan")
+    losses = {k: torch.tensor(nan) for k in LOSS_TERMS}
+    return _metrics(losses, nan, nan, nan if has_baseline else None, nan,
+                    dict.fromkeys(_DIAGNOSTICS, nan))
 
 
 def _last_row(valid: torch.Tensor) -> torch.Tensor:
@@ -356,9 +487,14 @@ def _last_row(valid: torch.Tensor) -> torch.Tensor:
     return last
 
 
-def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
-    """1 − Var[G − V] / Var[G]: 1 is a perfect baseline, 0 no better than a constant."""
+def _explained_variance(values: torch.Tensor | None, returns: torch.Tensor) -> float | None:
+    """1 − Var[G − V] / Var[G] over ``[B]``: 1 is a perfect baseline, 0 no better than a
+    constant; nan when B < 2 or the returns are constant; None without a baseline."""
+    if values is None:
+        return None
+    if returns.numel() < 2:
+        return float("nan")
     var = returns.var()
-    if returns.numel() < 2 or var == 0:
+    if var == 0:
         return float("nan")
     return float(1 - (returns - values.detach()).var() / var)

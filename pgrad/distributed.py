@@ -150,20 +150,26 @@ class World:
         """``stats.update(x)`` with the batch of *all* ranks: the same running mean and
         variance on every rank, equal to one process updating on the concatenated batches.
 
-        Two all-reduces: (count, Σx), then Σ(x − mean)² per feature.
+        Two all-reduces: (count, Σx, Σ|x|), then Σ((x − mean) / s)² per feature, with
+        s = Σ|x| / count: deviations are scaled before squaring, so that observations
+        beyond 1e154 do not overflow (as in :meth:`RunningMeanStd.update`).
         """
         if not self.distributed:
             stats.update(x)
             return
         x = x.detach().to(torch.float64).reshape(x.shape[0], *stats.mean.shape)
         head = self._all_reduce(torch.cat([x.new_tensor([float(x.shape[0])]),
-                                           x.sum(0).reshape(-1)]))
+                                           x.sum(0).reshape(-1), x.abs().sum(0).reshape(-1)]))
         count = float(head[0])
         if count == 0:
             return
-        mean = (head[1:] / count).view_as(stats.mean)
-        squares = self._all_reduce((x - mean).pow(2).sum(0).reshape(-1))
-        stats.update_from_moments(mean, (squares / count).view_as(stats.mean), count)
+        size = stats.mean.numel()
+        mean = (head[1:1 + size] / count).view_as(stats.mean)
+        scale = (head[1 + size:] / count).view_as(stats.mean)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        squares = self._all_reduce(((x - mean) / scale).pow(2).sum(0).reshape(-1))
+        var = ((squares.view_as(stats.mean) / count).sqrt() * scale).pow(2)
+        stats.update_from_moments(mean, var, count)
 
     def average_gradients(self, parameters: Iterable[torch.nn.Parameter],
                           num_samples: int) -> None:

@@ -19,7 +19,10 @@ from torch import Tensor
 
 from pgrad.returns import normalize
 
-__all__ = ["advantages", "reinforce_loss"]
+__all__ = ["LOSS_TERMS", "advantages", "reinforce_loss"]
+
+LOSS_TERMS = ("loss", "loss_policy", "loss_value", "entropy", "advantage_mean")
+"""The names of :func:`reinforce_loss`'s terms, in order."""
 
 
 def advantages(

@@ -36,17 +36,27 @@ class RunningMeanStd(nn.Module):
         if x.shape[0] == 0:
             return
         x = x.to(torch.float64)
-        self.update_from_moments(x.mean(0), x.var(0, unbiased=False), float(x.shape[0]))
+        mean = x.mean(0)
+        self.update_from_moments(mean, _mean_square(x - mean), float(x.shape[0]))
 
     @torch.no_grad()
     def update_from_moments(self, batch_mean: Tensor, batch_var: Tensor, n: float) -> None:
         """Merge a batch given by its mean, population variance and size ``n`` > 0 (how
-        data-parallel workers merge the statistics of all their batches together)."""
+        data-parallel workers merge the statistics of all their batches together).
+
+        With weights w = count / total and w' = n / total (Chan et al.)::
+
+            mean ← mean + w' δ                   δ = batch_mean − mean
+            var  ← w var + w' batch_var + (δ √(w w'))²
+
+        Weighting before squaring keeps every intermediate below the result: no overflow
+        (and no inf · 0 = nan at the first batch) unless the variance itself overflows.
+        """
         total = self.count + n
+        old, new = self.count / total, n / total
         delta = batch_mean - self.mean
-        self.mean += delta * (n / total)
-        self.var.copy_((self.var * self.count + batch_var * n
-                        + delta.pow(2) * self.count * n / total) / total)
+        self.mean += delta * new
+        self.var.copy_(self.var * old + batch_var * new + (delta * (old * new).sqrt()).pow(2))
         self.count.copy_(total)
 
     @property
@@ -60,3 +70,12 @@ class RunningMeanStd(nn.Module):
             return x
         out = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         return out.clamp(-self.clip, self.clip)
+
+
+def _mean_square(deviations: Tensor) -> Tensor:
+    """mean(d², dim 0) with d scaled by its largest magnitude before squaring, so that
+    deviations above 1e154 do not overflow (float64) when their mean square does not."""
+    scale = deviations.abs().amax(0)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return ((deviations / scale).pow(2).mean(0).sqrt() * scale).pow(2)
+

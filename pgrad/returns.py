@@ -52,7 +52,8 @@ def discounted_returns(
             normalisation (unbiased std, skipped for a single entry).
 
     Returns:
-        G with the shape and dtype of ``rewards``.
+        G with the shape of ``rewards``: float32 for integer or bool rewards (a discount
+        is a fraction), otherwise the dtype of ``rewards``.
 
     Example (the tutorial's 10-step episode):
         >>> r = torch.tensor([0.0] * 9 + [1.0])
@@ -65,6 +66,8 @@ def discounted_returns(
         raise ValueError(f"rewards must have shape [T] or [T, N], got {tuple(rewards.shape)}")
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if not rewards.is_floating_point():  # integer γ would be 0
+        rewards = rewards.to(torch.float32)
     length = rewards.shape[0]
     dones_after = torch.zeros(rewards.shape, dtype=torch.bool, device=rewards.device)
     term = dones_after if terminated is None else _as_bool(terminated, rewards, "terminated")

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from tqdm.auto import tqdm
@@ -33,9 +33,45 @@ from pgrad.errors import PgradError
 from pgrad.logger import Logger
 
 if TYPE_CHECKING:
-    from pgrad.agent import Reinforce
+    from pgrad.config import Config
+    from pgrad.distributed import World
+    from pgrad.rollout import Batch, Collector
 
-__all__ = ["Interrupted", "TrainResult", "train"]
+__all__ = ["Interrupted", "Learner", "TrainResult", "train"]
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What the loop needs of an agent (:class:`pgrad.agent.Reinforce` is one): the loop
+    knows it only through this, so the agent may call :func:`train` without a cycle."""
+
+    num_timesteps: int
+    """Env transitions so far, all ranks; the loop advances it after each update."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def world(self) -> World: ...
+    @property
+    def policy(self) -> torch.nn.Module: ...
+    @property
+    def generator(self) -> torch.Generator: ...
+    @property
+    def num_updates(self) -> int: ...
+    @property
+    def skipped_updates(self) -> int: ...
+
+    def make_collector(self) -> Collector:
+        """The vector env and its collector (built once, then kept)."""
+        ...
+
+    def update(self, batch: Batch) -> dict[str, Any]:
+        """One gradient step on ``batch``; the named metrics."""
+        ...
+
+    def save(self, path: Path) -> Path:
+        """Write a checkpoint to ``path``."""
+        ...
 
 
 class Interrupted(KeyboardInterrupt):
@@ -68,7 +104,7 @@ class TrainResult:
     """Whether training ended because ``stop_return`` was reached."""
 
 
-def train(agent: Reinforce, total_timesteps: int, *, stop_return: float | None = None,
+def train(agent: Learner, total_timesteps: int, *, stop_return: float | None = None,
           run_dir: str | Path | None = None, progress_bar: bool = False,
           tensorboard: bool = True, save_every: int | None = None) -> TrainResult:
     """Train ``agent`` for ``total_timesteps`` more env steps (the last batch may overshoot).
@@ -140,7 +176,7 @@ def _deferred_signals() -> Iterator[_Signals]:
             signal.signal(s, handler)
 
 
-def _train(agent: Reinforce, total_timesteps: int, stop_return: float | None,
+def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
            run_dir: str | Path | None, progress_bar: bool, tensorboard: bool,
            save_every: int | None, signals: _Signals) -> TrainResult:
     start = time.perf_counter()

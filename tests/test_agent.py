@@ -174,6 +174,12 @@ def test_learn_counts_valid_steps_and_returns_the_agent() -> None:
     assert agent.num_timesteps >= result.steps + 200
 
 
+def test_the_agent_is_what_the_training_loop_needs() -> None:
+    from pgrad.trainer import Learner
+
+    assert isinstance(pgrad.Reinforce(LINEWALK_ID, seed=0), Learner)
+
+
 def test_learn_needs_a_positive_step_count() -> None:
     with pytest.raises(PgradError):
         pgrad.Reinforce(LINEWALK_ID).learn(0)
@@ -282,3 +288,54 @@ def test_an_explicit_config_runs_on_the_env_given() -> None:
 def test_seeds_out_of_range_are_an_error(seed: int) -> None:
     with pytest.raises(PgradError, match="seed"):
         pgrad.Reinforce("CartPole-v1", seed=seed)
+
+
+# ---------------------------------------------------------------- edge batches
+def test_n_steps_1_with_one_env_skips_batches_of_only_a_reset_step() -> None:
+    # The step after an episode ends is a reset step: with n_steps=1, num_envs=1 that is a
+    # whole batch without a transition. Its mean over nothing once read as divergence.
+    agent = pgrad.Reinforce("CartPole-v1", seed=0, n_steps=1, num_envs=1, hidden_sizes=(8,))
+    agent.learn(150, tensorboard=False)
+    assert agent.num_timesteps == 150
+    assert agent.num_updates == 150 and agent.skipped_updates == 0
+    assert len(agent.episode_returns) >= 2  # episodes ended, so empty batches came by
+
+
+def test_an_empty_batch_changes_nothing_and_reports_nan_metrics() -> None:
+    agent = pgrad.Reinforce(LINEWALK_ID, seed=0, num_envs=2, n_steps=8, normalize_obs=True,
+                            scale_rewards=True)
+    batch = agent.make_collector().collect()
+    expected_keys = list(pgrad.Reinforce(LINEWALK_ID, seed=0, num_envs=2, n_steps=8)
+                         .update(batch))
+    batch.valid[:] = False
+    state = {k: v.clone() for k, v in agent.policy.state_dict().items()}
+    metrics = agent.update(batch)
+    assert list(metrics) == expected_keys
+    assert all(np.isnan(v) for v in metrics.values())
+    assert (agent.num_updates, agent.skipped_updates) == (0, 0)
+    assert all(torch.equal(v, agent.policy.state_dict()[k]) for k, v in state.items())
+    assert agent.return_rms.count.item() == 0
+    assert not agent.optimizer.state  # no Adam step either
+
+
+def test_explained_variance_of_one_step_is_nan_without_a_warning() -> None:
+    import warnings
+
+    from pgrad.agent import _explained_variance
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(_explained_variance(torch.tensor([1.0]), torch.tensor([2.0])))
+        assert np.isnan(_explained_variance(torch.ones(3), torch.full((3,), 2.0)))
+    assert _explained_variance(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])) == 1.0
+    assert _explained_variance(None, torch.tensor([1.0, 2.0])) is None
+
+
+def test_kl_is_measured_before_the_observation_statistics_move() -> None:
+    # A step of lr 1e-12 barely moves the policy; the normaliser taking in the first batch
+    # moves it a lot. The KL of the update must see only the former.
+    agent = pgrad.Reinforce("CartPole-v1", seed=0, num_envs=4, batch_episodes=4,
+                            normalize_obs=True, learning_rate=1e-12, diagnostics_every=1)
+    metrics = agent.update(agent.make_collector().collect())
+    assert agent.policy.obs_rms is not None and agent.policy.obs_rms.count.item() > 0
+    assert 0 <= metrics["diagnostics/kl"] < 1e-9

@@ -7,6 +7,7 @@ method and joined with a timeout: nothing here can hang.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import torch.multiprocessing as mp
 import pgrad
 from pgrad import distributed
 from pgrad.errors import PgradError
+from pgrad.normalization import RunningMeanStd
 from pgrad.rollout import Batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +166,97 @@ def test_parameters_stay_identical_across_ranks_while_training(
     assert float(r0["return_mean"]) == float(r1["return_mean"])  # stop criterion agrees
     # each rank played its own episodes (its own seed stream)
     assert not torch.equal(r0["local_returns"], r1["local_returns"])
+
+
+def _verdict_worker(rank: int, store: Path, out: Path) -> None:
+    """One rank: three updates where only some ranks see trouble; all must act together."""
+    _join(store, rank, 2, timeout=30)
+    batches = torch.load(out / "batches.pt")
+    results = {}
+    # (a) the loss is nan on rank 1 alone (its gradient stays finite): both must skip
+    agent = pgrad.Reinforce("CartPole-v1", seed=0, on_nonfinite="skip", **SMALL)
+    results["before"] = _flat(agent)  # (weights depend on the thread count: made here)
+    loss_fn = pgrad.agent.reinforce_loss
+
+    def nan_loss(*args, **kwargs):
+        terms = loss_fn(*args, **kwargs)
+        return {**terms, "loss": terms["loss"] + float("nan")}
+
+    if rank == 1:
+        pgrad.agent.reinforce_loss = nan_loss
+    agent.update(Batch(**batches["nan"][rank]))
+    pgrad.agent.reinforce_loss = loss_fn
+    results["nan"] = (_flat(agent), agent.num_updates, agent.skipped_updates)
+    # (b) rank 0 has no valid transition: both step, on rank 1's samples alone
+    for variant in EMPTY_ONE_VARIANTS:
+        results[variant] = _updated(Batch(**batches["empty_one"][rank]), variant)
+    # (c) no rank has one: both skip, without an error
+    agent = pgrad.Reinforce("CartPole-v1", seed=0, **SMALL)
+    metrics = agent.update(Batch(**batches["empty_all"][rank]))
+    results["empty_all"] = (_flat(agent), agent.num_updates, metrics["train/loss"])
+    # (d) running statistics of observations near 1e200 (squares would overflow)
+    stats = RunningMeanStd((2,))
+    distributed.world().update_running_stats(stats, torch.tensor(
+        [[1e200, 0.0], [1e200, 2e154 * rank]], dtype=torch.float64))
+    results["huge"] = (stats.mean.clone(), stats.var.clone())
+    torch.save(results, out / f"verdict{rank}.pt")
+    dist.destroy_process_group()
+
+
+EMPTY_ONE_VARIANTS = ["value_steps", "running_stats"]
+
+
+def _without_transitions(batch: Batch) -> Batch:
+    return Batch(**{**vars(batch), "valid": torch.zeros_like(batch.valid)})
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
+    tmp = tmp_path_factory.mktemp("verdict")
+    batches = [_batch_for(10 + rank) for rank in range(2)]
+    torch.save({"nan": [vars(b) for b in batches],
+                "empty_one": [vars(_without_transitions(batches[0])), vars(batches[1])],
+                "empty_all": [vars(_without_transitions(b)) for b in batches]},
+               tmp / "batches.pt")
+    codes = _run(_verdict_worker, lambda rank: (rank, tmp / "store", tmp))
+    assert codes == [0, 0]
+    return {r: torch.load(tmp / f"verdict{r}.pt") for r in range(2)}
+
+
+def test_a_nan_loss_on_one_rank_makes_every_rank_skip(verdicts: dict[int, dict]) -> None:
+    for rank in range(2):
+        params, updates, skipped = verdicts[rank]["nan"]
+        assert (updates, skipped) == (0, 1), rank
+        assert torch.equal(params, verdicts[rank]["before"])
+    assert torch.equal(verdicts[0]["nan"][0], verdicts[1]["nan"][0])
+
+
+@pytest.mark.parametrize("variant", EMPTY_ONE_VARIANTS)
+def test_a_rank_without_transitions_steps_with_the_others(
+        verdicts: dict[int, dict], variant: str) -> None:
+    expected = _updated(_batch_for(11), variant)  # rank 1's batch alone
+    for rank in range(2):
+        torch.testing.assert_close(verdicts[rank][variant], expected, rtol=0,
+                                   atol=TOLERANCE[variant])
+    assert torch.equal(verdicts[0][variant], verdicts[1][variant])
+
+
+def test_running_statistics_of_huge_observations_over_ranks(
+        verdicts: dict[int, dict]) -> None:
+    # all ranks' rows: x0 = 1e200 (four times), x1 = 0, 0, 0, 2e154, whose squared
+    # deviation from the mean (2.25e308) overflows while the variance (7.5e307) does not
+    for rank in range(2):
+        mean, var = verdicts[rank]["huge"]
+        assert mean.tolist() == pytest.approx([1e200, 0.5e154], rel=1e-12)
+        assert var[0].item() == 0.0
+        assert var[1].item() == pytest.approx((2e154 * 3 ** 0.5 / 4) ** 2, rel=1e-12)
+
+
+def test_no_rank_with_transitions_skips_everywhere(verdicts: dict[int, dict]) -> None:
+    for rank in range(2):
+        params, updates, loss = verdicts[rank]["empty_all"]
+        assert torch.equal(params, verdicts[rank]["before"])
+        assert updates == 0 and math.isnan(loss)
 
 
 def _dying_worker(rank: int, store: Path, out: Path, how: str) -> None:

@@ -79,3 +79,44 @@ def test_reward_scaling_makes_learning_scale_free() -> None:
                                    3_000, tensorboard=False)
     assert not all(torch.allclose(a, b) for a, b in zip(
         small.policy.parameters(), unscaled.policy.parameters(), strict=True))
+
+
+# ---------------------------------------------------------------- huge magnitudes
+def test_constant_observations_of_1e200_have_zero_variance_not_nan() -> None:
+    # The first merge computed δ² · count with δ² = inf and count = 0: inf · 0 = nan.
+    rms = RunningMeanStd((2,))
+    rms.update(torch.tensor([[1e200, -1e200], [1e200, -1e200]], dtype=torch.float64))
+    assert rms.mean.tolist() == [1e200, -1e200]
+    assert rms.var.tolist() == [0.0, 0.0]
+    rms.update(torch.tensor([[1e200, -1e200]], dtype=torch.float64))
+    assert rms.mean.tolist() == [1e200, -1e200] and rms.var.tolist() == [0.0, 0.0]
+    out = rms.normalize(torch.tensor([[1e200, -1e200]], dtype=torch.float64))
+    assert out.tolist() == [[0.0, 0.0]]
+
+
+def test_deviations_above_1e154_give_the_exact_finite_variance() -> None:
+    # Squares of deviations overflow float64 above ~1.3e154; their weighted mean need not.
+    big = 1e155
+    batch = torch.zeros(1000, 1, dtype=torch.float64)
+    batch[0, 0] = big
+    rms = RunningMeanStd((1,))
+    rms.update(batch)
+    mean = big / 1000
+    # Var = (1/n) Σ (x − mean)² = big² (n − 1) / n², written so that nothing overflows.
+    expected = (big * (999 ** 0.5) / 1000) ** 2
+    assert rms.mean.item() == pytest.approx(mean, rel=1e-12)
+    assert rms.var.item() == pytest.approx(expected, rel=1e-12)
+
+    merged = RunningMeanStd((1,))
+    merged.update(torch.zeros(999, 1, dtype=torch.float64))
+    merged.update(torch.full((1, 1), big, dtype=torch.float64))  # δ = 1e155 at count 999
+    assert merged.mean.item() == pytest.approx(mean, rel=1e-12)
+    assert merged.var.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_variance_that_overflows_is_inf_never_nan() -> None:
+    rms = RunningMeanStd((1,))
+    rms.update(torch.tensor([[1e200], [-1e200]], dtype=torch.float64))
+    rms.update(torch.tensor([[3e200]], dtype=torch.float64))
+    assert rms.var.item() == float("inf") and not torch.isnan(rms.mean).any()
+    assert torch.isfinite(rms.normalize(torch.tensor([[5e200]], dtype=torch.float64))).all()

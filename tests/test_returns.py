@@ -293,3 +293,29 @@ def test_pure_maths_modules_import_only_torch(module: str) -> None:
 def test_loop_reference_agrees_with_the_tutorial() -> None:
     assert loop_returns(TUTORIAL_REWARDS, 0.99) == pytest.approx(
         tutorial_returns(TUTORIAL_REWARDS), abs=1e-12)
+
+
+# ---------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_integer_and_bool_rewards_are_discounted_as_floats(dtype: torch.dtype) -> None:
+    # full_like on an integer tensor once turned γ = 0.99 into 0: [0, 0, 1] came back
+    returns = discounted_returns(torch.tensor([0, 0, 1]).to(dtype), 0.99)
+    assert returns.dtype == torch.float32
+    torch.testing.assert_close(returns, torch.tensor([0.9801, 0.99, 1.0]))
+
+
+def test_integer_rewards_with_episode_ends_and_bootstrap() -> None:
+    rewards = torch.tensor([[1, 2], [3, 4]])
+    got = discounted_returns(rewards, 0.5, terminated=torch.tensor([[1, 0], [0, 0]]),
+                             next_values=torch.tensor([[0.0, 0.0], [10.0, 20.0]]))
+    expected = discounted_returns(rewards.float(), 0.5,
+                                  terminated=torch.tensor([[1, 0], [0, 0]]),
+                                  next_values=torch.tensor([[0.0, 0.0], [10.0, 20.0]]))
+    assert torch.equal(got, expected)
+    assert got.tolist() == [[1.0, 2 + 0.5 * (4 + 0.5 * 20)], [3 + 0.5 * 10, 4 + 0.5 * 20]]
+
+
+def test_float64_rewards_stay_float64() -> None:
+    returns = discounted_returns(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), 0.99)
+    assert returns.dtype == torch.float64
+    assert returns.tolist() == [0.99 * 0.99, 0.99, 1.0]
