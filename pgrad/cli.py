@@ -28,7 +28,7 @@ DEFAULT_TIMESTEPS = 500_000
 DEFAULT_SAVE_EVERY = 100_000
 RUN_FILE = "run.json"
 """The run's own settings (step target, stop return, ...), read back by --resume."""
-ALIASES = {"learning_rate": ["--lr"]}
+ALIASES = {"learning_rate": ["--lr"], "env_packages": ["--env-package"]}
 TRAIN_FIELDS = [f for f in dataclasses.fields(Config) if f.name != "env_id"]
 
 
@@ -46,6 +46,18 @@ def _optional(parse: Any) -> Any:
     return convert
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    """``key=value`` → (key, value), the value parsed as JSON where it is JSON, else a string
+    (``render=false`` → False, ``size=[3, 4]`` → [3, 4], ``map_name=8x8`` → "8x8")."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     defaults = Config()
     for f in TRAIN_FIELDS:
@@ -56,6 +68,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         names = [flag, *ALIASES.get(f.name, [])]
         if kind == "bool":
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=text)
+        elif kind == "tuple[str, ...]":  # repeatable: --env-package a --env-package b
+            parser.add_argument(*names, dest=f.name, action="append", metavar="MODULE",
+                                default=argparse.SUPPRESS, help=text)
+        elif kind == "dict[str, Any]":
+            parser.add_argument(*names, dest=f.name, type=_key_value, nargs="+",
+                                action="extend", metavar="KEY=VALUE",
                                 default=argparse.SUPPRESS, help=text)
         elif kind == "tuple[int, ...]":
             parser.add_argument(*names, dest=f.name, type=int, nargs="+", metavar="N",
@@ -184,7 +203,7 @@ def _add_plot_options(parser: argparse.ArgumentParser) -> None:
 
 def _default_run_dir(env_id: str, seed: int) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{env_id.replace('/', '_')}-s{seed}-{stamp}"
+    base = Path("runs") / f"{env_id.replace('/', '_').replace(':', '_')}-s{seed}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -277,6 +296,10 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in TRAIN_FIELDS if hasattr(args, f.name)}
     if "hidden_sizes" in overrides:
         overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
+    if "env_packages" in overrides:
+        overrides["env_packages"] = tuple(overrides["env_packages"])
+    if "env_kwargs" in overrides:
+        overrides["env_kwargs"] = dict(overrides["env_kwargs"])
     for flag, value in (("--total-timesteps", args.total_timesteps),
                         ("--save-every", args.save_every)):
         if value is not None and value < 1:

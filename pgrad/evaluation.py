@@ -56,7 +56,8 @@ def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10,
     source = env if env is not None else agent.env_source
     if source is None:
         raise PgradError("no environment to evaluate in: pass env=")
-    envs = make_vec_env(source, min(num_envs, episodes), vectorization)
+    envs = make_vec_env(source, min(num_envs, episodes), vectorization,
+                        **agent.env_options(own_env=env is None))
     check_spaces(envs, agent.observation_space, agent.action_space)
     n = envs.num_envs
     returns: list[list[float]] = [[] for _ in range(n)]
