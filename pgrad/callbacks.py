@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from pgrad.errors import PgradError
 
@@ -48,7 +48,7 @@ class Callback:
 
 
 UpdateFunction = Callable[["Reinforce", dict[str, float]], "bool | None"]
-CallbackLike = Union[Callback, UpdateFunction, Sequence[Union[Callback, UpdateFunction]]]
+CallbackLike = Callback | UpdateFunction | Sequence[Callback | UpdateFunction]
 """What ``learn(callback=...)`` takes: a Callback, a function, or a list of them."""
 
 

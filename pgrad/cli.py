@@ -278,6 +278,7 @@ def _resumed_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[A
         raise PgradError(f"{run_file} is unreadable ({e}); delete it to resume with "
                          "the defaults") from e
     agent = Reinforce.load(run_dir)
+    _check_saved_env(agent)
     if agent.env_source is None:
         raise PgradError(f"{run_dir} was trained on an env built by a callable, not a "
                          "Gymnasium id; resume it from Python with Reinforce.load(..., env=...)")
@@ -406,11 +407,21 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     return 0
 
 
+def _check_saved_env(agent: Any) -> None:
+    """Say why a loaded agent's env id cannot be made here (a package not installed)."""
+    if agent.env_source is None and agent.config.env_id is not None:
+        from pgrad.envs import check_env_id
+
+        check_env_id(agent.config.env_id, agent.config.env_packages)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from pgrad.agent import Reinforce
     from pgrad.evaluation import evaluate
 
     agent = Reinforce.load(args.run_dir, device=args.device)
+    if args.env is None:
+        _check_saved_env(agent)
     result = evaluate(agent, args.env, episodes=args.episodes, seed=args.seed,
                       deterministic=args.deterministic)
     if args.json:

@@ -245,6 +245,16 @@ def has_time_limit(env: gym.Env) -> bool:
         env = env.env
 
 
+def _registering_package(spec: gym.envs.registration.EnvSpec) -> str | None:
+    """The top-level package of a spec's entry point (which registers it when imported, as
+    third-party env packages do); None for Gymnasium's own envs, pgrad's and a script's."""
+    entry = spec.entry_point
+    module = entry.partition(":")[0] if isinstance(entry, str) else getattr(
+        entry, "__module__", None)
+    top = (module or "").split(".")[0]
+    return None if top in ("", "gymnasium", "pgrad", "__main__") else top
+
+
 def source_from_instance(env: gym.Env) -> tuple[EnvSource, dict[str, Any]]:
     """How to make copies of the env instance ``env``, and the Config fields that say so.
 
@@ -253,6 +263,7 @@ def source_from_instance(env: gym.Env) -> tuple[EnvSource, dict[str, Any]]:
     ``max_episode_steps`` (saved in the config, so ``pgrad eval`` rebuilds it). Wrappers
     added after ``make`` are kept by making copies with ``gymnasium.make(env.spec)``
     (the config then has no env id). ``render_mode`` is dropped: training does not render.
+    A third-party env's package is added to ``env_packages``.
     """
     spec = env.spec
     if spec is None:
@@ -272,6 +283,9 @@ def source_from_instance(env: gym.Env) -> tuple[EnvSource, dict[str, Any]]:
     except (TypeError, ValueError):  # not savable in a config: copies from the spec
         return functools.partial(gym.make, clone), {}
     fields: dict[str, Any] = {"env_id": spec.id, "env_kwargs": env_kwargs}
+    package = _registering_package(registered)
+    if package is not None:  # so that pgrad eval, in a new process, finds the id again
+        fields["env_packages"] = (package,)
     if spec.max_episode_steps != registered.max_episode_steps:
         fields["max_episode_steps"] = spec.max_episode_steps
     return spec.id, fields

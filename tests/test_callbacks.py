@@ -20,6 +20,11 @@ def make_agent() -> Reinforce:
     return Reinforce(LINEWALK_ID, **SMALL)
 
 
+def read_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "progress.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_a_function_returning_false_stops_training_after_that_update() -> None:
     calls: list[tuple[int, float]] = []
 
@@ -53,7 +58,7 @@ def test_callback_metrics_are_logged_and_a_stop_still_saves(tmp_path: Path) -> N
     agent = make_agent()
     agent.learn(10**6, run_dir=tmp_path, tensorboard=False,
                 callback=lambda a, m: m.update({"custom/x": 7.0}) or a.num_updates < 2)
-    rows = list(csv.DictReader(open(tmp_path / "progress.csv", newline="")))
+    rows = read_rows(tmp_path)
     assert [r["custom/x"] for r in rows] == ["7.0", "7.0"]
     assert Reinforce.load(tmp_path).num_timesteps == agent.num_timesteps
 
@@ -68,7 +73,7 @@ def test_eval_callback_records_eval_metrics_and_saves_the_best(tmp_path: Path) -
     evaluation = EvalCallback(300, episodes=4, run_dir=run)
     agent = make_agent()
     agent.learn(1200, run_dir=run, tensorboard=False, callback=evaluation)
-    rows = list(csv.DictReader(open(run / "progress.csv", newline="")))
+    rows = read_rows(run)
     evaluated = [r for r in rows if r["eval/return_mean"] != "nan"]
     # One evaluation each time the step count crosses a multiple of 300.
     crossings = {int(r["step"]) // 300 for r in rows if int(r["step"]) >= 300}

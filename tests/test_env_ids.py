@@ -155,6 +155,19 @@ def test_cli_module_id_and_env_kwargs_survive_eval_and_resume(envmods, tmp_path)
     assert code == 0 and "trained 24 steps" in out
 
 
+def test_cli_eval_says_which_env_package_is_missing(envmods, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert quiet_main("train", f"{MODULE}:{KWARGS_ID}", "--total-timesteps", "10", "--out",
+                      str(run), "--no-progress", "--no-tensorboard", "--num-envs", "2",
+                      "--batch-episodes", "2", "--hidden-sizes", "8")[0] == 0
+    capsys.readouterr()
+    sys.path.remove(str(ENVMODS))  # evaluated where the package is not installed
+    forget_module()
+    code = main(["eval", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"'{MODULE}'" in err[0] and "pip install" in err[0]
+
+
 def test_cli_env_package_is_repeatable_and_saved(envmods, tmp_path) -> None:
     run = tmp_path / "run"
     code, _ = quiet_main("train", KWARGS_ID, "--env-package", MODULE, "--env-package",
@@ -194,6 +207,7 @@ def test_an_instance_keeps_its_kwargs_and_time_limit(envmods) -> None:
                       **SMALL)
     assert agent.config.env_kwargs == {"reward": 3.0, "length": 50}
     assert agent.config.max_episode_steps == 4
+    assert agent.config.env_packages == (MODULE,)  # the package that registers the id
     result = evaluate(agent, episodes=2)
     np.testing.assert_array_equal(result.returns, [12.0, 12.0])  # 4 steps of 3, truncated
 
