@@ -224,3 +224,19 @@ def test_an_instance_with_wrappers_is_copied_with_them(envmods) -> None:
 def test_an_instance_without_a_spec_is_refused_with_what_to_do() -> None:
     with pytest.raises(PgradError, match=r"no spec.*lambda"):
         Reinforce(LineWalkEnv())
+
+
+def test_video_plays_with_the_agents_env_settings(tmp_path) -> None:
+    pytest.importorskip("moviepy")
+    pytest.importorskip("pygame")
+    imageio = pytest.importorskip("imageio")
+    from pgrad.video import record_video
+
+    # CliffWalking has no time limit; an untrained walk does not reach the goal in 12 steps.
+    agent = Reinforce("CliffWalking-v1", max_episode_steps=12, **SMALL)
+    [path] = record_video(agent, tmp_path / "walk.mp4")
+    reader = imageio.get_reader(path)
+    try:
+        assert sum(1 for _ in reader) == 13  # the reset frame and 12 steps
+    finally:
+        reader.close()

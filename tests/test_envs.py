@@ -291,6 +291,7 @@ def test_an_env_without_a_time_limit_gets_the_default_cap_and_one_notice(
     assert episode_lengths(make_vec_env(endless_id, 2), 2 * cap + 2) == [cap, cap]
     assert episode_lengths(make_vec_env(endless_id, 2, "async"), cap + 1) == [cap]
     assert episode_lengths(make_vec_env(EndlessEnv, 2), cap + 1) == [cap]  # a callable
+    assert has_time_limit(make_env(endless_id, cap_endless=True))  # as video makes it
     err = capsys.readouterr().err
     assert err.count("no time limit of its own") == 2  # once per env name
     assert "--max-episode-steps" in err and "--n-steps" in err
