@@ -137,7 +137,8 @@ class Reinforce:
                 raise PgradError("this agent has no environment; pass env= to load() to train")
             cfg = self.config
             envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization,
-                                **self.env_options(whole_episodes=cfg.n_steps is None))
+                                **self.env_options(whole_episodes=cfg.n_steps is None,
+                                                   announce=True))
             check_spaces(envs, self.observation_space, self.action_space)
             seed = cfg.seed + self.world.seed_offset
             resume, self.resume_state = self.resume_state, None
@@ -156,14 +157,16 @@ class Reinforce:
                 self.collector.set_state(resume)
         return self.collector
 
-    def env_options(self, own_env: bool = True,
-                    whole_episodes: bool = True) -> dict[str, Any]:
+    def env_options(self, own_env: bool = True, whole_episodes: bool = True,
+                    announce: bool = False) -> dict[str, Any]:
         """The keyword arguments of :func:`pgrad.envs.make_vec_env` that make the agent's
         env as configured: packages, episode cap and, for its own env (``own_env``), its
-        kwargs. ``whole_episodes``: an env without a time limit gets the default cap."""
+        kwargs. ``whole_episodes``: an env without a time limit gets the default cap
+        (said on stdout with ``announce``, as training does)."""
         cfg = self.config
         return {"packages": cfg.env_packages, "max_episode_steps": cfg.max_episode_steps,
-                "cap_endless": whole_episodes, **(cfg.env_kwargs if own_env else {})}
+                "cap_endless": whole_episodes, "announce": announce,
+                **(cfg.env_kwargs if own_env else {})}
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step of REINFORCE on one batch; returns the named loss terms."""

@@ -19,7 +19,6 @@ import difflib
 import functools
 import importlib
 import json
-import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -306,25 +305,28 @@ def check_spaces(envs: VectorEnv, observation_space: gym.Space, action_space: gy
 
 
 def _cap_notice(name: str, cap: int) -> None:
-    """Say once per process and env that its episodes are capped (on stderr)."""
+    """Say once per process and env that its episodes are capped (on stdout, with pgrad's
+    other notices; stderr is for errors)."""
     if name in _NOTICED:
         return
     _NOTICED.add(name)
     print(f"pgrad: {name} has no time limit of its own: whole episodes are cut at {cap} "
           f"steps (a truncation, bootstrapped from V); change it with --max-episode-steps N "
-          f"(max_episode_steps=N), or train on --n-steps batches", file=sys.stderr, flush=True)
+          f"(max_episode_steps=N), or train on --n-steps batches", flush=True)
 
 
 _NOTICED: set[str] = set()
 
 
 def _episode_cap(limited: bool, name: str, max_episode_steps: int | None,
-                 cap_endless: bool) -> int | None:
-    """The TimeLimit to apply: the one asked for, else the default on an endless env."""
+                 cap_endless: bool, announce: bool) -> int | None:
+    """The TimeLimit to apply: the one asked for, else the default on an endless env
+    (announced once, with ``announce``)."""
     if max_episode_steps is not None:
         return max_episode_steps
     if cap_endless and not limited:
-        _cap_notice(name, DEFAULT_MAX_EPISODE_STEPS)
+        if announce:
+            _cap_notice(name, DEFAULT_MAX_EPISODE_STEPS)
         return DEFAULT_MAX_EPISODE_STEPS
     return None
 
@@ -341,29 +343,30 @@ def _make_capped(make: Callable[[], gym.Env], cap: int) -> gym.Env:
 
 
 def _callable_cap(env: Callable[[], gym.Env], max_episode_steps: int | None,
-                  cap_endless: bool) -> int | None:
+                  cap_endless: bool, announce: bool) -> int | None:
     """:func:`_episode_cap` of a callable's envs (one is made to see if it has a limit)."""
     if max_episode_steps is not None or not cap_endless:
         return max_episode_steps
     probe = env()
     try:
         name = probe.spec.id if probe.spec is not None else type(probe.unwrapped).__name__
-        return _episode_cap(has_time_limit(probe), name, None, True)
+        return _episode_cap(has_time_limit(probe), name, None, True, announce)
     finally:
         probe.close()
 
 
 def make_env(env_id: str, *, packages: Iterable[str] = (), max_episode_steps: int | None = None,
-             cap_endless: bool = False, **kwargs: Any) -> gym.Env:
+             cap_endless: bool = False, announce: bool = True, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with pgrad's errors: unknown ids and missing extras are PgradErrors.
 
     ``env_id`` may be ``"module:EnvId"``; ``packages`` are imported first. Episodes are cut
     at ``max_episode_steps`` if given, else (``cap_endless``) at
-    :data:`DEFAULT_MAX_EPISODE_STEPS` when the env has no time limit of its own.
+    :data:`DEFAULT_MAX_EPISODE_STEPS` when the env has no time limit of its own (said once
+    on stdout, with ``announce``).
     """
     name = check_env_id(env_id, packages)
     cap = _episode_cap(gym.spec(name).max_episode_steps is not None, name, max_episode_steps,
-                       cap_endless)
+                       cap_endless, announce)
     if cap is not None:
         kwargs["max_episode_steps"] = cap
     try:
@@ -375,7 +378,7 @@ def make_env(env_id: str, *, packages: Iterable[str] = (), max_episode_steps: in
 def make_vec_env(
     env: EnvSource, num_envs: int, vectorization: str = "auto", *,
     packages: Iterable[str] = (), max_episode_steps: int | None = None,
-    cap_endless: bool = True, **env_kwargs: Any
+    cap_endless: bool = True, announce: bool = True, **env_kwargs: Any
 ) -> VectorEnv:
     """N copies of ``env`` as one Gymnasium vector env with next-step autoreset; Dict and
     Tuple observations are flattened to one Box (``FlattenObservation``).
@@ -388,7 +391,8 @@ def make_vec_env(
     ``packages`` are imported before an id is looked up (an id may also be
     ``"module:EnvId"``); ``env_kwargs`` go to ``gymnasium.make_vec``. Episodes are cut
     (truncated) at ``max_episode_steps`` if given; else, with ``cap_endless``, an env with
-    no time limit of its own gets :data:`DEFAULT_MAX_EPISODE_STEPS` and a one-line notice.
+    no time limit of its own gets :data:`DEFAULT_MAX_EPISODE_STEPS` (said once on stdout,
+    with ``announce``).
     """
     if vectorization not in VECTORIZATIONS:
         raise PgradError(
@@ -399,7 +403,7 @@ def make_vec_env(
     if callable(env):
         if vectorization == "native":
             raise PgradError("vectorization 'native' needs a registered env id, not a callable")
-        make = _capped(env, _callable_cap(env, max_episode_steps, cap_endless))
+        make = _capped(env, _callable_cap(env, max_episode_steps, cap_endless, announce))
         cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
         vec: VectorEnv = cls([make] * num_envs)
     else:
@@ -412,7 +416,7 @@ def make_vec_env(
         mode = {"auto": "vector_entry_point" if has_native else "sync",
                 "native": "vector_entry_point"}.get(vectorization, vectorization)
         cap = _episode_cap(spec.max_episode_steps is not None, name, max_episode_steps,
-                           cap_endless)
+                           cap_endless, announce)
         if cap is not None:  # gymnasium.make's TimeLimit, or the native env's own limit
             env_kwargs["max_episode_steps"] = cap
         try:

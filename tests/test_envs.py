@@ -292,10 +292,10 @@ def test_an_env_without_a_time_limit_gets_the_default_cap_and_one_notice(
     assert episode_lengths(make_vec_env(endless_id, 2, "async"), cap + 1) == [cap]
     assert episode_lengths(make_vec_env(EndlessEnv, 2), cap + 1) == [cap]  # a callable
     assert has_time_limit(make_env(endless_id, cap_endless=True))  # as video makes it
-    err = capsys.readouterr().err
-    assert err.count("no time limit of its own") == 2  # once per env name
-    assert "--max-episode-steps" in err and "--n-steps" in err
-    assert len(err.strip().splitlines()) == 2
+    out = capsys.readouterr()
+    assert out.out.count("no time limit of its own") == 2  # once per env name, on stdout
+    assert "--max-episode-steps" in out.out and "--n-steps" in out.out
+    assert len(out.out.strip().splitlines()) == 2 and out.err == ""
 
 
 def test_max_episode_steps_caps_any_env(endless_id: str, capsys) -> None:
@@ -309,7 +309,7 @@ def test_max_episode_steps_caps_any_env(endless_id: str, capsys) -> None:
         ends = [bool(envs.step(np.array([i % 2]))[3][0]) for i in range(3)]
         assert ends == [False, False, True]
         envs.close()
-    assert capsys.readouterr().err == ""  # asked-for caps say nothing
+    assert capsys.readouterr() == ("", "")  # asked-for caps say nothing
 
 
 def test_no_default_cap_without_whole_episodes_or_with_a_limit(endless_id: str, capsys) -> None:
@@ -322,7 +322,7 @@ def test_no_default_cap_without_whole_episodes_or_with_a_limit(endless_id: str, 
     envs.close()
     assert has_time_limit(make_endless_env())
     assert episode_lengths(make_vec_env(make_endless_env, 1), 21) == [20]  # its own limit
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr() == ("", "")
 
 
 def test_training_on_an_endless_env_keeps_to_one_batch_of_the_cap(endless_id, capsys,
@@ -335,17 +335,17 @@ def test_training_on_an_endless_env_keeps_to_one_batch_of_the_cap(endless_id, ca
     assert agent.last_result is not None and agent.last_result.updates == 1
     assert agent.num_timesteps == 4 * cap  # one batch: 4 episodes cut at the cap
     assert agent.episode_returns == [float(cap)] * 4
-    result = evaluate(agent, episodes=3)
+    result = evaluate(agent, episodes=3)  # the same cap, announced by training only
     assert result.lengths.tolist() == [cap] * 3
-    err = capsys.readouterr().err
-    assert err.count("no time limit of its own") == 1 and f"cut at {cap} steps" in err
+    out = capsys.readouterr().out
+    assert out.count("no time limit of its own") == 1 and f"cut at {cap} steps" in out
     agent.close()
 
     stepped = Reinforce(endless_id, num_envs=2, n_steps=16, hidden_sizes=(8,),
                         diagnostics_every=0)  # n_steps batches need no cap: no notice
     stepped.learn(total_timesteps=64)
     assert stepped.num_timesteps == 64 and stepped.episode_returns == []
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr() == ("", "")
 
 
 def test_a_signal_during_an_endless_batch_is_honoured_after_that_batch(endless_id) -> None:
