@@ -87,6 +87,9 @@ class Reinforce:
             env, from_instance = source_from_instance(env)
             kwargs = {**from_instance, **kwargs}
         if config is None:
+            if callable(env) and kwargs.get("env_kwargs"):
+                raise PgradError("env_kwargs go to gymnasium.make with an env id; a callable "
+                                 "makes its env itself: give them to the callable")
             env_id = env if isinstance(env, str) else None
             kwargs.setdefault("env_id", env_id)
             config = Config(**{**preset(split_env_id(env_id)[1] if env_id else None),

@@ -106,6 +106,11 @@ def test_env_kwargs_that_the_env_does_not_take_are_one_line(envmods) -> None:
         Reinforce(f"{MODULE}:{KWARGS_ID}", env_kwargs={"colour": "red"}, **SMALL)
 
 
+def test_env_kwargs_with_a_callable_are_refused() -> None:
+    with pytest.raises(PgradError, match="give them to the callable"):
+        Reinforce(LineWalkEnv, env_kwargs={"x": 1})
+
+
 @pytest.mark.parametrize(("text", "pair"), [
     ("reward=2.5", ("reward", 2.5)), ("length=3", ("length", 3)),
     ("slippery=false", ("slippery", False)), ("map_name=8x8", ("map_name", "8x8")),
