@@ -10,6 +10,7 @@ policy from Gymnasium spaces, and :class:`Reinforce` wires everything together.
 """
 
 from pgrad.agent import Reinforce
+from pgrad.callbacks import Callback, CheckpointCallback, EvalCallback
 from pgrad.config import Config
 from pgrad.envs import LINEWALK_ID, LineWalkEnv, LineWalkVectorEnv, make_vec_env, register_envs
 from pgrad.errors import PgradError
@@ -25,8 +26,11 @@ register_envs()
 
 __all__ = [
     "LINEWALK_ID",
+    "Callback",
     "CategoricalPolicy",
+    "CheckpointCallback",
     "Config",
+    "EvalCallback",
     "EvalResult",
     "GaussianPolicy",
     "LineWalkEnv",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -34,7 +34,15 @@ from pgrad.diagnostics import (
     gradient_statistics,
     per_episode_gradients,
 )
-from pgrad.envs import EnvSource, check_env_id, check_spaces, make_env, make_vec_env
+from pgrad.envs import (
+    EnvSource,
+    check_env_id,
+    check_spaces,
+    make_env,
+    make_vec_env,
+    source_from_instance,
+    split_env_id,
+)
 from pgrad.errors import PgradError
 from pgrad.losses import LOSS_TERMS, advantages, reinforce_loss
 from pgrad.normalization import RunningMeanStd
@@ -44,6 +52,9 @@ from pgrad.presets import preset
 from pgrad.returns import discounted_returns
 from pgrad.rollout import Batch, Collector
 from pgrad.trainer import TrainResult, train
+
+if TYPE_CHECKING:
+    from pgrad.callbacks import CallbackLike
 
 __all__ = ["Reinforce"]
 
@@ -62,18 +73,31 @@ class Reinforce:
     """REINFORCE, with or without a learned value baseline.
 
     Args:
-        env: a registered Gymnasium id (``"CartPole-v1"``) or a callable returning a
-            ``gymnasium.Env``; None only when loading a checkpoint for prediction.
+        env: a Gymnasium id (``"CartPole-v1"``, or ``"module:EnvId"`` to import the module
+            that registers it), a callable returning a ``gymnasium.Env``, or an env
+            instance (used to read the spaces; copies are made from its spec); None only
+            when loading a checkpoint for prediction.
         config: a :class:`Config`; or give its fields as keyword arguments, which then
             override the env's tuned preset (:mod:`pgrad.presets`) and the defaults.
     """
 
-    def __init__(self, env: EnvSource | None = "CartPole-v1", config: Config | None = None,
-                 *, _spaces: tuple[gym.Space, gym.Space] | None = None,
+    def __init__(self, env: EnvSource | gym.Env | None = "CartPole-v1",
+                 config: Config | None = None, *,
+                 _spaces: tuple[gym.Space, gym.Space] | None = None,
                  **kwargs: Any) -> None:
+        if isinstance(env, gym.Env):  # read its spaces; train on copies made from its spec
+            if _spaces is None:
+                _spaces = env.observation_space, env.action_space
+            env, from_instance = source_from_instance(env)
+            kwargs = {**from_instance, **kwargs}
         if config is None:
+            if callable(env) and kwargs.get("env_kwargs"):
+                raise PgradError("env_kwargs go to gymnasium.make with an env id; a callable "
+                                 "makes its env itself: give them to the callable")
             env_id = env if isinstance(env, str) else None
-            config = Config(env_id=env_id, **{**preset(env_id), **kwargs})
+            kwargs.setdefault("env_id", env_id)
+            config = Config(**{**preset(split_env_id(env_id)[1] if env_id else None),
+                               **kwargs})
         elif kwargs:
             config = Config.from_dict({**config.to_dict(), **kwargs})
         if isinstance(env, str) and config.env_id != env:  # the config names the env it runs
@@ -81,12 +105,12 @@ class Reinforce:
         self.config = config
         self.env_source: EnvSource | None = env
         if isinstance(env, str):
-            check_env_id(env)
+            check_env_id(env, config.env_packages)
         self.device = resolve_device(config.device)
         if _spaces is None:
             if env is None:
                 raise PgradError("give an environment id or a callable that makes one")
-            _spaces = _probe_spaces(env)
+            _spaces = _probe_spaces(env, config)
         self.observation_space, self.action_space = _spaces
         # The agent's randomness is its own: weights drawn from the seed without touching
         # torch's global stream, actions from a generator of its own.
@@ -119,7 +143,9 @@ class Reinforce:
             if self.env_source is None:
                 raise PgradError("this agent has no environment; pass env= to load() to train")
             cfg = self.config
-            envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization)
+            envs = make_vec_env(self.env_source, cfg.num_envs, cfg.vectorization,
+                                **self.env_options(whole_episodes=cfg.n_steps is None,
+                                                   announce=True))
             check_spaces(envs, self.observation_space, self.action_space)
             seed = cfg.seed + self.world.seed_offset
             resume, self.resume_state = self.resume_state, None
@@ -137,6 +163,17 @@ class Reinforce:
             if resume is not None:  # continue a loaded run's rollout
                 self.collector.set_state(resume)
         return self.collector
+
+    def env_options(self, own_env: bool = True, whole_episodes: bool = True,
+                    announce: bool = False) -> dict[str, Any]:
+        """The keyword arguments of :func:`pgrad.envs.make_vec_env` that make the agent's
+        env as configured: packages, episode cap and, for its own env (``own_env``), its
+        kwargs. ``whole_episodes``: an env without a time limit gets the default cap
+        (said on stdout with ``announce``, as training does)."""
+        cfg = self.config
+        return {"packages": cfg.env_packages, "max_episode_steps": cfg.max_episode_steps,
+                "cap_endless": whole_episodes, "announce": announce,
+                **(cfg.env_kwargs if own_env else {})}
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step of REINFORCE on one batch; returns the named metrics.
@@ -255,16 +292,19 @@ class Reinforce:
 
     def learn(self, total_timesteps: int, *, stop_return: float | None = None,
               run_dir: str | Path | None = None, progress_bar: bool = False,
-              tensorboard: bool = True, save_every: int | None = None) -> Reinforce:
+              tensorboard: bool = True, save_every: int | None = None,
+              callback: CallbackLike | None = None) -> Reinforce:
         """Train for ``total_timesteps`` more env steps (see :func:`pgrad.trainer.train`).
 
+        ``callback`` runs after every update (:mod:`pgrad.callbacks`; False stops).
         After :meth:`load` this continues the saved run: counters, optimiser, random
         states and episode statistics carry on, and a ``run_dir`` holding the run's logs
         is continued. Returns the agent; what the call did is in ``agent.last_result``.
         """
         self.last_result = train(self, total_timesteps, stop_return=stop_return,
                                  run_dir=run_dir, progress_bar=progress_bar,
-                                 tensorboard=tensorboard, save_every=save_every)
+                                 tensorboard=tensorboard, save_every=save_every,
+                                 callback=callback)
         return self
 
     @property
@@ -320,9 +360,9 @@ class Reinforce:
             self.collector = None
 
 
-def _probe_spaces(env: EnvSource) -> tuple[gym.Space, gym.Space]:
+def _probe_spaces(env: EnvSource, config: Config) -> tuple[gym.Space, gym.Space]:
     if isinstance(env, str):
-        probe = make_env(env)
+        probe = make_env(env, packages=config.env_packages, **config.env_kwargs)
     else:
         probe = env()
         if not isinstance(probe, gym.Env):

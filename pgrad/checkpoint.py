@@ -43,6 +43,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from pgrad.config import Config
+from pgrad.envs import env_available
 from pgrad.errors import PgradError
 
 if TYPE_CHECKING:
@@ -259,7 +260,8 @@ def load(cls: type[AgentT], path: str | Path, *, env: Any = None,
         raise PgradError(f"{path}: checkpoint metadata is incomplete or malformed "
                          f"({type(e).__name__}: {_first_line(e)})") from e
     _check_shapes(path, config, spaces, tensors)
-    if env is None and config.env_id is not None and config.env_id in gym.registry:
+    if env is None and config.env_id is not None and env_available(config.env_id,
+                                                                   config.env_packages):
         env = config.env_id
     agent = cls(env, config=config, _spaces=spaces)
 

@@ -29,7 +29,7 @@ DEFAULT_TIMESTEPS = 500_000
 DEFAULT_SAVE_EVERY = 100_000
 RUN_FILE = "run.json"
 """The run's own settings (step target, stop return, ...), read back by --resume."""
-ALIASES = {"learning_rate": ["--lr"]}
+ALIASES = {"learning_rate": ["--lr"], "env_packages": ["--env-package"]}
 TRAIN_FIELDS = [f for f in dataclasses.fields(Config) if f.name != "env_id"]
 
 
@@ -47,6 +47,18 @@ def _optional(parse: Any) -> Any:
     return convert
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    """``key=value`` → (key, value), the value parsed as JSON where it is JSON, else a string
+    (``render=false`` → False, ``size=[3, 4]`` → [3, 4], ``map_name=8x8`` → "8x8")."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     defaults = Config()
     for f in TRAIN_FIELDS:
@@ -57,6 +69,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         names = [flag, *ALIASES.get(f.name, [])]
         if kind == "bool":
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=text)
+        elif kind == "tuple[str, ...]":  # repeatable: --env-package a --env-package b
+            parser.add_argument(*names, dest=f.name, action="append", metavar="MODULE",
+                                default=argparse.SUPPRESS, help=text)
+        elif kind == "dict[str, Any]":
+            parser.add_argument(*names, dest=f.name, type=_key_value, nargs="+",
+                                action="extend", metavar="KEY=VALUE",
                                 default=argparse.SUPPRESS, help=text)
         elif kind == "tuple[int, ...]":
             parser.add_argument(*names, dest=f.name, type=int, nargs="+", metavar="N",
@@ -186,7 +205,7 @@ def _add_plot_options(parser: argparse.ArgumentParser) -> None:
 
 def _default_run_dir(env_id: str, seed: int) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{env_id.replace('/', '_')}-s{seed}-{stamp}"
+    base = Path("runs") / f"{env_id.replace('/', '_').replace(':', '_')}-s{seed}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -261,6 +280,7 @@ def _resumed_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[A
         raise PgradError(f"{run_file} is unreadable ({e}); delete it to resume with "
                          "the defaults") from e
     agent = Reinforce.load(run_dir)
+    _check_saved_env(agent)
     if agent.env_source is None:
         raise PgradError(f"{run_dir} was trained on an env built by a callable, not a "
                          "Gymnasium id; resume it from Python with Reinforce.load(..., env=...)")
@@ -279,6 +299,10 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in TRAIN_FIELDS if hasattr(args, f.name)}
     if "hidden_sizes" in overrides:
         overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
+    if "env_packages" in overrides:
+        overrides["env_packages"] = tuple(overrides["env_packages"])
+    if "env_kwargs" in overrides:
+        overrides["env_kwargs"] = dict(overrides["env_kwargs"])
     for flag, value in (("--total-timesteps", args.total_timesteps),
                         ("--save-every", args.save_every)):
         if value is not None and value < 1:
@@ -385,11 +409,21 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     return 0
 
 
+def _check_saved_env(agent: Any) -> None:
+    """Say why a loaded agent's env id cannot be made here (a package not installed)."""
+    if agent.env_source is None and agent.config.env_id is not None:
+        from pgrad.envs import check_env_id
+
+        check_env_id(agent.config.env_id, agent.config.env_packages)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from pgrad.agent import Reinforce
     from pgrad.evaluation import evaluate
 
     agent = Reinforce.load(args.run_dir, device=args.device)
+    if args.env is None:
+        _check_saved_env(agent)
     result = evaluate(agent, args.env, episodes=args.episodes, seed=args.seed,
                       deterministic=args.deterministic)
     if args.json:

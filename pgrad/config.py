@@ -10,6 +10,7 @@ learns from; an *episode* runs from a reset to a termination or truncation.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ NONFINITE = ("stop", "skip")
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
     "None": (type(None),), "tuple[int, ...]": (tuple,),
+    "tuple[str, ...]": (tuple,), "dict[str, Any]": (dict,),
 }
 
 
@@ -38,6 +40,14 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
                          f"got {value!r} ({type(value).__name__})")
 
 
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
@@ -48,6 +58,15 @@ class Config:
 
     env_id: str | None = field(default="CartPole-v1", metadata=_help(
         "Gymnasium environment id (None when the agent was built from a callable)."))
+    env_packages: tuple[str, ...] = field(default=(), metadata=_help(
+        "Python modules to import before the env id is looked up (they register their "
+        "ids), e.g. ale_py or minatar; the id may also name its module: module:EnvId."))
+    env_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "Keyword arguments of the env's constructor (gymnasium.make), as JSON values."))
+    max_episode_steps: int | None = field(default=None, metadata=_help(
+        "Cut episodes at this many steps (Gymnasium's TimeLimit: a truncation, bootstrapped "
+        "from V). Unset: the env's own limit; an env with none gets 1000 steps when batches "
+        "are whole episodes, and in evaluation."))
     num_envs: int = field(default=64, metadata=_help(
         "Number of environments stepped together (one vector env)."))
     batch_episodes: int = field(default=64, metadata=_help(
@@ -132,6 +151,16 @@ class Config:
 
         for f in dataclasses.fields(self):
             _check_type(f.name, str(f.type), getattr(self, f.name))
+        need(all(isinstance(m, str) and m.replace(".", "_").isidentifier()
+                 for m in self.env_packages),
+             f"env_packages must be Python module names, got {self.env_packages}")
+        need(all(isinstance(k, str) for k in self.env_kwargs) and _is_json(self.env_kwargs),
+             f"env_kwargs must map names to JSON values, got {self.env_kwargs!r}")
+        need(not {"max_episode_steps", "render_mode"} & set(self.env_kwargs),
+             "give max_episode_steps as its own setting (--max-episode-steps), not in "
+             "env_kwargs; render_mode is chosen by pgrad")
+        need(self.max_episode_steps is None or self.max_episode_steps >= 1,
+             f"max_episode_steps must be at least 1 (or None), got {self.max_episode_steps}")
         need(self.num_envs >= 1, f"num_envs must be at least 1, got {self.num_envs}")
         need(self.batch_episodes >= 1,
              f"batch_episodes must be at least 1, got {self.batch_episodes}")
@@ -194,6 +223,7 @@ class Config:
         """Plain JSON-able data."""
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes)
+        data["env_packages"] = list(self.env_packages)
         return data
 
     @classmethod
@@ -206,4 +236,6 @@ class Config:
         data = dict(data)
         if "hidden_sizes" in data:
             data["hidden_sizes"] = tuple(int(h) for h in data["hidden_sizes"])
+        if isinstance(data.get("env_packages"), list):
+            data["env_packages"] = tuple(data["env_packages"])
         return cls(**data)

@@ -5,12 +5,21 @@
 below x < −1.0 it gets −1 and the episode ends, every other step pays 0.01. The observation
 is ``[x, 0, 0, 0]``; episodes are capped at 50 steps (truncation), as in the tutorial's loop.
 It has a single-env class and a native vectorised one (used by ``make_vec``).
+
+Environment ids are taken as users write them: ``"CartPole-v1"``, Gymnasium's
+``"module:EnvId"`` (the module is imported first, as its registration needs), or a plain id
+of a package named in ``packages`` (rl-zoo's ``--gym-packages``). Whole episodes of an env
+with no time limit of its own are cut at :data:`DEFAULT_MAX_EPISODE_STEPS` steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Callable
+import functools
+import importlib
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +30,7 @@ from gymnasium.vector.utils import batch_space
 from pgrad.errors import PgradError
 
 __all__ = [
+    "DEFAULT_MAX_EPISODE_STEPS",
     "LINEWALK_ID",
     "VECTORIZATIONS",
     "EnvSource",
@@ -28,18 +38,42 @@ __all__ = [
     "LineWalkVectorEnv",
     "check_env_id",
     "check_spaces",
+    "env_available",
     "env_name",
+    "has_time_limit",
+    "import_env_packages",
     "get_rng_states",
     "make_env",
     "make_vec_env",
     "register_envs",
     "set_rng_states",
+    "source_from_instance",
+    "split_env_id",
 ]
 
 LINEWALK_ID = "pgrad/LineWalk-v0"
 VECTORIZATIONS = ("auto", "native", "sync", "async")
 EnvSource = str | Callable[[], gym.Env]
-"""An environment as users give it: a registered Gymnasium id, or a callable making one."""
+"""An environment as pgrad makes it: a Gymnasium id (``"module:EnvId"`` too), or a callable
+making one. (:class:`pgrad.Reinforce` also takes an env instance: :func:`source_from_instance`.)"""
+DEFAULT_MAX_EPISODE_STEPS = 1000
+"""The cap on whole episodes of an env with no time limit of its own (Gymnasium's limit for
+MuJoCo and LunarLander, twice CartPole's): long enough for the registered tasks' episodes,
+short enough that a policy that never reaches a terminal state (CliffWalking's random
+walk) fills a whole-episode batch in bounded time and memory."""
+KNOWN_PACKAGES: dict[str, tuple[str, str | None]] = {
+    "ale_py": ("ale-py", None),
+    "minatar": ("minatar", "minatar.gym:register_envs"),
+    "minigrid": ("minigrid", None),
+    "highway_env": ("highway-env", None),
+    "gymnasium_robotics": ("gymnasium-robotics", None),
+    "shimmy": ("shimmy", None),
+}
+"""Env packages pgrad knows: module → (pip package, registration function or None). Most
+register their ids when imported; MinAtar only when ``minatar.gym.register_envs()`` runs."""
+_HOOKS_RUN: set[str] = set()
+_NAMESPACE_PACKAGES = {"ALE": "ale_py", "MinAtar": "minatar", "MiniGrid": "minigrid",
+                       "BabyAI": "minigrid"}
 
 _STEP = 0.1
 _BOUND = 1.0
@@ -138,16 +172,122 @@ def register_envs() -> None:
     )
 
 
-def check_env_id(env_id: str) -> None:
-    """Raise a :class:`PgradError` naming close matches if ``env_id`` is not registered."""
+def split_env_id(env_id: str) -> tuple[str | None, str]:
+    """``"module:EnvId"`` → ``("module", "EnvId")``; a plain id → ``(None, id)``."""
+    module, sep, name = env_id.rpartition(":")
+    return (module, name) if sep else (None, env_id)
+
+
+def import_env_packages(packages: Iterable[str]) -> None:
+    """Import each module (which registers its env ids), then run the registration function
+    of a package in :data:`KNOWN_PACKAGES` that needs one; a failure is a one-line
+    PgradError naming the module and the pip package."""
+    for module in packages:
+        top = module.split(".")[0]
+        pip_name, register = KNOWN_PACKAGES.get(top, (top.replace("_", "-"), None))
+        try:
+            importlib.import_module(module)
+            if register is not None and top == module and module not in _HOOKS_RUN:
+                module_name, _, function = register.partition(":")
+                getattr(importlib.import_module(module_name), function)()
+                _HOOKS_RUN.add(module)
+        except ImportError as e:
+            raise PgradError(f"cannot import the env package {module!r} ({e}); install it, "
+                             f"e.g. pip install {pip_name}") from e
+        except Exception as e:  # a package's own failure while registering its envs
+            raise PgradError(f"importing the env package {module!r} failed: "
+                             f"{type(e).__name__}: {e}") from e
+
+
+def check_env_id(env_id: str, packages: Iterable[str] = ()) -> str:
+    """The registered id ``env_id`` names, after importing ``packages`` and the module of a
+    ``"module:EnvId"``; a PgradError naming close matches (or the package that registers
+    the id's namespace) if it is not registered."""
     register_envs()
-    if env_id in gym.registry:
-        return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else (
-        "; see gymnasium.pprint_registry() for the registered ids"
-    )
+    module, name = split_env_id(env_id)
+    import_env_packages([*packages, *([module] if module else [])])
+    if name in gym.registry:
+        return name
+    namespace = name.partition("/")[0] if "/" in name else None
+    package = _NAMESPACE_PACKAGES.get(namespace or "")
+    close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.6)
+    if package is not None and not close:
+        hint = (f"; {namespace} ids are registered by {package}: write "
+                f"{package}:{name} or add --env-package {package}")
+    else:
+        hint = f"; did you mean {', '.join(close)}?" if close else (
+            "; see gymnasium.pprint_registry() for the registered ids, or name the module "
+            "that registers it (module:EnvId, --env-package MODULE)")
     raise PgradError(f"unknown environment id {env_id!r}{hint}")
+
+
+def env_available(env_id: str, packages: Iterable[str] = ()) -> bool:
+    """Whether :func:`check_env_id` finds ``env_id`` (False where it would raise)."""
+    try:
+        check_env_id(env_id, packages)
+    except PgradError:
+        return False
+    return True
+
+
+def has_time_limit(env: gym.Env) -> bool:
+    """Whether ``env`` cuts its episodes: a ``TimeLimit`` among its wrappers, or a spec
+    with ``max_episode_steps``."""
+    while True:
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return True
+        spec = getattr(env, "spec", None)
+        if spec is not None and spec.max_episode_steps is not None:
+            return True
+        if not isinstance(env, gym.Wrapper):
+            return False
+        env = env.env
+
+
+def _registering_package(spec: gym.envs.registration.EnvSpec) -> str | None:
+    """The top-level package of a spec's entry point (which registers it when imported, as
+    third-party env packages do); None for Gymnasium's own envs, pgrad's and a script's."""
+    entry = spec.entry_point
+    module = entry.partition(":")[0] if isinstance(entry, str) else getattr(
+        entry, "__module__", None)
+    top = (module or "").split(".")[0]
+    return None if top in ("", "gymnasium", "pgrad", "__main__") else top
+
+
+def source_from_instance(env: gym.Env) -> tuple[EnvSource, dict[str, Any]]:
+    """How to make copies of the env instance ``env``, and the Config fields that say so.
+
+    An env made by ``gymnasium.make`` is cloned through its spec: its id, with the kwargs
+    and time limit that differ from the registered ones as ``env_kwargs`` and
+    ``max_episode_steps`` (saved in the config, so ``pgrad eval`` rebuilds it). Wrappers
+    added after ``make`` are kept by making copies with ``gymnasium.make(env.spec)``
+    (the config then has no env id). ``render_mode`` is dropped: training does not render.
+    A third-party env's package is added to ``env_packages``.
+    """
+    spec = env.spec
+    if spec is None:
+        raise PgradError(
+            f"this {type(env).__name__} instance has no spec (it was not made by "
+            "gymnasium.make), so pgrad cannot make copies of it: pass its class or a "
+            "function that makes one, e.g. Reinforce(lambda: MyEnv())")
+    kwargs = {k: v for k, v in spec.kwargs.items() if k != "render_mode"}
+    clone = dataclasses.replace(spec, kwargs=kwargs)
+    registered = gym.registry.get(spec.id)
+    if spec.additional_wrappers or registered is None:
+        return functools.partial(gym.make, clone), {}
+    env_kwargs = {k: v for k, v in kwargs.items()
+                  if k not in registered.kwargs or registered.kwargs[k] != v}
+    try:
+        json.dumps(env_kwargs)
+    except (TypeError, ValueError):  # not savable in a config: copies from the spec
+        return functools.partial(gym.make, clone), {}
+    fields: dict[str, Any] = {"env_id": spec.id, "env_kwargs": env_kwargs}
+    package = _registering_package(registered)
+    if package is not None:  # so that pgrad eval, in a new process, finds the id again
+        fields["env_packages"] = (package,)
+    if spec.max_episode_steps != registered.max_episode_steps:
+        fields["max_episode_steps"] = spec.max_episode_steps
+    return spec.id, fields
 
 
 def check_spaces(envs: VectorEnv, observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -164,17 +304,81 @@ def check_spaces(envs: VectorEnv, observation_space: gym.Space, action_space: gy
             f"{action_space})")
 
 
-def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gymnasium.make`` with pgrad's errors: unknown ids and missing extras are PgradErrors."""
-    check_env_id(env_id)
+def _cap_notice(name: str, cap: int) -> None:
+    """Say once per process and env that its episodes are capped (on stdout, with pgrad's
+    other notices; stderr is for errors)."""
+    if name in _NOTICED:
+        return
+    _NOTICED.add(name)
+    print(f"pgrad: {name} has no time limit of its own: whole episodes are cut at {cap} "
+          f"steps (a truncation, bootstrapped from V); change it with --max-episode-steps N "
+          f"(max_episode_steps=N), or train on --n-steps batches", flush=True)
+
+
+_NOTICED: set[str] = set()
+
+
+def _episode_cap(limited: bool, name: str, max_episode_steps: int | None,
+                 cap_endless: bool, announce: bool) -> int | None:
+    """The TimeLimit to apply: the one asked for, else the default on an endless env
+    (announced once, with ``announce``)."""
+    if max_episode_steps is not None:
+        return max_episode_steps
+    if cap_endless and not limited:
+        if announce:
+            _cap_notice(name, DEFAULT_MAX_EPISODE_STEPS)
+        return DEFAULT_MAX_EPISODE_STEPS
+    return None
+
+
+def _capped(make: Callable[[], gym.Env], cap: int | None) -> Callable[[], gym.Env]:
+    """``make`` with its env wrapped in ``TimeLimit(cap)`` (``make`` itself when None)."""
+    if cap is None:
+        return make
+    return functools.partial(_make_capped, make, cap)
+
+
+def _make_capped(make: Callable[[], gym.Env], cap: int) -> gym.Env:
+    return gym.wrappers.TimeLimit(make(), max_episode_steps=cap)
+
+
+def _callable_cap(env: Callable[[], gym.Env], max_episode_steps: int | None,
+                  cap_endless: bool, announce: bool) -> int | None:
+    """:func:`_episode_cap` of a callable's envs (one is made to see if it has a limit)."""
+    if max_episode_steps is not None or not cap_endless:
+        return max_episode_steps
+    probe = env()
     try:
-        return gym.make(env_id, **kwargs)
-    except (gym.error.Error, ImportError) as e:
+        name = probe.spec.id if probe.spec is not None else type(probe.unwrapped).__name__
+        return _episode_cap(has_time_limit(probe), name, None, True, announce)
+    finally:
+        probe.close()
+
+
+def make_env(env_id: str, *, packages: Iterable[str] = (), max_episode_steps: int | None = None,
+             cap_endless: bool = False, announce: bool = True, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make`` with pgrad's errors: unknown ids and missing extras are PgradErrors.
+
+    ``env_id`` may be ``"module:EnvId"``; ``packages`` are imported first. Episodes are cut
+    at ``max_episode_steps`` if given, else (``cap_endless``) at
+    :data:`DEFAULT_MAX_EPISODE_STEPS` when the env has no time limit of its own (said once
+    on stdout, with ``announce``).
+    """
+    name = check_env_id(env_id, packages)
+    cap = _episode_cap(gym.spec(name).max_episode_steps is not None, name, max_episode_steps,
+                       cap_endless, announce)
+    if cap is not None:
+        kwargs["max_episode_steps"] = cap
+    try:
+        return gym.make(name, **kwargs)
+    except (gym.error.Error, ImportError, TypeError) as e:
         raise PgradError(f"cannot make {env_id}: {e}") from e
 
 
 def make_vec_env(
-    env: EnvSource, num_envs: int, vectorization: str = "auto", **env_kwargs: Any
+    env: EnvSource, num_envs: int, vectorization: str = "auto", *,
+    packages: Iterable[str] = (), max_episode_steps: int | None = None,
+    cap_endless: bool = True, announce: bool = True, **env_kwargs: Any
 ) -> VectorEnv:
     """N copies of ``env`` as one Gymnasium vector env with next-step autoreset; Dict and
     Tuple observations are flattened to one Box (``FlattenObservation``).
@@ -183,6 +387,12 @@ def make_vec_env(
     ``vector_entry_point``; CartPole and LineWalk have one), ``sync`` steps N single envs in
     this process, ``async`` in N subprocesses (for slow envs), and ``auto`` takes native where
     it exists, sync otherwise.
+
+    ``packages`` are imported before an id is looked up (an id may also be
+    ``"module:EnvId"``); ``env_kwargs`` go to ``gymnasium.make_vec``. Episodes are cut
+    (truncated) at ``max_episode_steps`` if given; else, with ``cap_endless``, an env with
+    no time limit of its own gets :data:`DEFAULT_MAX_EPISODE_STEPS` (said once on stdout,
+    with ``announce``).
     """
     if vectorization not in VECTORIZATIONS:
         raise PgradError(
@@ -193,19 +403,25 @@ def make_vec_env(
     if callable(env):
         if vectorization == "native":
             raise PgradError("vectorization 'native' needs a registered env id, not a callable")
+        make = _capped(env, _callable_cap(env, max_episode_steps, cap_endless, announce))
         cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
-        vec: VectorEnv = cls([env] * num_envs)
+        vec: VectorEnv = cls([make] * num_envs)
     else:
-        check_env_id(env)
-        has_native = gym.spec(env).vector_entry_point is not None
+        name = check_env_id(env, packages)
+        spec = gym.spec(name)
+        has_native = spec.vector_entry_point is not None
         if vectorization == "native" and not has_native:
             raise PgradError(f"{env} has no native vectorised implementation; "
                              f"use vectorization 'sync' or 'async'")
         mode = {"auto": "vector_entry_point" if has_native else "sync",
                 "native": "vector_entry_point"}.get(vectorization, vectorization)
+        cap = _episode_cap(spec.max_episode_steps is not None, name, max_episode_steps,
+                           cap_endless, announce)
+        if cap is not None:  # gymnasium.make's TimeLimit, or the native env's own limit
+            env_kwargs["max_episode_steps"] = cap
         try:
-            vec = gym.make_vec(env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
-        except (gym.error.Error, ImportError) as e:
+            vec = gym.make_vec(name, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
+        except (gym.error.Error, ImportError, TypeError) as e:
             raise PgradError(f"cannot make {env}: {e}") from e
     if isinstance(vec.single_observation_space, gym.spaces.Dict | gym.spaces.Tuple):
         vec = gym.wrappers.vector.FlattenObservation(vec)

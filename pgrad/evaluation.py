@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,8 +11,8 @@ import torch
 from pgrad.envs import EnvSource, check_spaces, make_vec_env
 from pgrad.errors import PgradError
 
-if TYPE_CHECKING:
-    from pgrad.agent import Reinforce
+Reinforce = Any
+"""A :class:`pgrad.Reinforce` (typed loosely: the agent imports this module)."""
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -56,7 +56,8 @@ def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10,
     source = env if env is not None else agent.env_source
     if source is None:
         raise PgradError("no environment to evaluate in: pass env=")
-    envs = make_vec_env(source, min(num_envs, episodes), vectorization)
+    envs = make_vec_env(source, min(num_envs, episodes), vectorization,
+                        **agent.env_options(own_env=env is None))
     check_spaces(envs, agent.observation_space, agent.action_space)
     n = envs.num_envs
     returns: list[list[float]] = [[] for _ in range(n)]

@@ -26,7 +26,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -44,8 +44,8 @@ from pgrad.policies import (
     flat_observation_space,
 )
 
-if TYPE_CHECKING:
-    from pgrad.agent import Reinforce
+Reinforce = Any
+"""A :class:`pgrad.Reinforce` (typed loosely: the agent imports this module)."""
 
 __all__ = ["FORMATS", "ONNX_OPSET", "DeterministicPolicy", "default_path", "export",
            "metadata", "require"]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from tqdm.auto import tqdm
 
+from pgrad.callbacks import CallbackLike, UpdateFunction, as_callback
 from pgrad.checkpoint import MODEL_FILE
 from pgrad.errors import PgradError
 from pgrad.logger import Logger
@@ -106,7 +107,8 @@ class TrainResult:
 
 def train(agent: Learner, total_timesteps: int, *, stop_return: float | None = None,
           run_dir: str | Path | None = None, progress_bar: bool = False,
-          tensorboard: bool = True, save_every: int | None = None) -> TrainResult:
+          tensorboard: bool = True, save_every: int | None = None,
+          callback: CallbackLike | None = None) -> TrainResult:
     """Train ``agent`` for ``total_timesteps`` more env steps (the last batch may overshoot).
 
     Args:
@@ -118,6 +120,9 @@ def train(agent: Learner, total_timesteps: int, *, stop_return: float | None = N
         tensorboard: also write TensorBoard event files in ``run_dir``.
         save_every: also save ``run_dir/model.safetensors`` whenever this many steps have
             passed since the last save (None: only at the end and on SIGINT / SIGTERM).
+        callback: called after every update with the agent and the metrics, which it may
+            extend before they are logged; returning False stops training
+            (:mod:`pgrad.callbacks`).
 
     Raises:
         Interrupted: on SIGINT / SIGTERM (in the main thread), after the update under way
@@ -133,7 +138,7 @@ def train(agent: Learner, total_timesteps: int, *, stop_return: float | None = N
         run_dir, progress_bar = None, False
     with _torch_threads(agent.config.threads), _deferred_signals() as signals:
         return _train(agent, total_timesteps, stop_return, run_dir, progress_bar, tensorboard,
-                      save_every, signals)
+                      save_every, signals, as_callback(callback))
 
 
 @contextmanager
@@ -178,7 +183,8 @@ def _deferred_signals() -> Iterator[_Signals]:
 
 def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
            run_dir: str | Path | None, progress_bar: bool, tensorboard: bool,
-           save_every: int | None, signals: _Signals) -> TrainResult:
+           save_every: int | None, signals: _Signals,
+           callback: UpdateFunction | None = None) -> TrainResult:
     start = time.perf_counter()
     collector = agent.make_collector()
     world = agent.world
@@ -223,6 +229,7 @@ def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
                 "time/sps": (agent.num_timesteps - first_step) / max(elapsed, 1e-9),
                 "time/elapsed": elapsed,
             })
+            stop = callback is not None and not callback(agent, metrics)  # may add metrics
             if logger is not None:
                 logger.log(agent.num_timesteps, metrics)
             bar.update(min(stats.steps, target - bar.n))
@@ -238,6 +245,8 @@ def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
                                   model_path)
             if stop_return is not None and stats.full_window and return_mean >= stop_return:
                 reached = True
+                break
+            if stop:  # a callback asked to stop
                 break
     finally:
         bar.close()

@@ -40,14 +40,13 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
         import moviepy  # noqa: F401  (RecordVideo's writer; fail early with the fix)
     except ImportError:
         raise PgradError(f"recording videos needs moviepy: {_INSTALL}") from None
-    from pgrad.envs import register_envs
+    from pgrad.envs import make_env
 
     if episodes < 1:
         raise PgradError(f"episodes must be at least 1, got {episodes}")
     env_id = env_id or agent.config.env_id
     if env_id is None:
         raise PgradError("this agent was trained on a callable env: give the env id to film")
-    register_envs()
     # pygame renders off-screen; without a display SDL would complain on stderr.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -58,9 +57,10 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
     stem = path.stem if single_file else "episode"
     written = []
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        try:
-            env = gym.make(env_id, render_mode="rgb_array")
-        except gym.error.Error as e:
+        try:  # the agent's env as evaluation makes it: packages, kwargs, episode cap
+            env = make_env(env_id, render_mode="rgb_array", **agent.env_options(
+                own_env=env_id == agent.config.env_id))
+        except PgradError as e:
             raise PgradError(f"cannot render {env_id}: {e} ({_INSTALL})") from e
         if fps is not None:
             env.metadata = {**env.metadata, "render_fps": fps}

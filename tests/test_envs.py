@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
+import pgrad.envs as envs_module
+from pgrad import Reinforce, evaluate
 from pgrad.envs import (
+    DEFAULT_MAX_EPISODE_STEPS,
     LINEWALK_ID,
     LineWalkEnv,
     LineWalkVectorEnv,
     check_env_id,
+    has_time_limit,
     make_env,
     make_vec_env,
 )
 from pgrad.errors import PgradError
+from pgrad.trainer import Interrupted
 
 
 class SimpleEnv:
@@ -240,3 +248,121 @@ def test_make_env_passes_kwargs() -> None:
         if terminated or truncated:
             break
     assert truncated and steps == 7
+
+
+# ---------------------------------------------------------------- episodes without a time limit
+ENDLESS_ID = "pgrad-test/EndlessNoLimit-v0"
+
+
+@pytest.fixture
+def endless_id(monkeypatch) -> str:
+    """A registered env that never ends and has no time limit; the cap notice not yet given."""
+    from conftest import EndlessEnv
+
+    monkeypatch.setattr(envs_module, "_NOTICED", set())
+    if ENDLESS_ID not in gym.registry:
+        gym.register(ENDLESS_ID, entry_point=EndlessEnv)
+    return ENDLESS_ID
+
+
+def episode_lengths(envs, steps: int) -> list[int]:
+    """Lengths of the episodes of sub-env 0 that end within ``steps`` steps."""
+    envs.reset(seed=0)
+    lengths, length, prev_done = [], 0, False
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = envs.step(np.zeros(envs.num_envs, dtype=np.int64))
+        if not prev_done:
+            length += 1
+        prev_done = bool(terminated[0] or truncated[0])
+        if prev_done:
+            assert truncated[0] and not terminated[0]
+            lengths.append(length)
+            length = 0
+    envs.close()
+    return lengths
+
+
+def test_an_env_without_a_time_limit_gets_the_default_cap_and_one_notice(
+        endless_id: str, capsys) -> None:
+    from conftest import EndlessEnv
+
+    assert not has_time_limit(gym.make(endless_id))
+    cap = DEFAULT_MAX_EPISODE_STEPS
+    assert episode_lengths(make_vec_env(endless_id, 2), 2 * cap + 2) == [cap, cap]
+    assert episode_lengths(make_vec_env(endless_id, 2, "async"), cap + 1) == [cap]
+    assert episode_lengths(make_vec_env(EndlessEnv, 2), cap + 1) == [cap]  # a callable
+    assert has_time_limit(make_env(endless_id, cap_endless=True))  # as video makes it
+    out = capsys.readouterr()
+    assert out.out.count("no time limit of its own") == 2  # once per env name, on stdout
+    assert "--max-episode-steps" in out.out and "--n-steps" in out.out
+    assert len(out.out.strip().splitlines()) == 2 and out.err == ""
+
+
+def test_max_episode_steps_caps_any_env(endless_id: str, capsys) -> None:
+    from conftest import make_endless_env
+
+    assert episode_lengths(make_vec_env(endless_id, 2, max_episode_steps=7), 16) == [7, 7]
+    assert episode_lengths(make_vec_env(make_endless_env, 1, max_episode_steps=5), 6) == [5]
+    for vectorization in ("native", "sync"):  # CartPole's own 500 steps replaced
+        envs = make_vec_env("CartPole-v1", 1, vectorization, max_episode_steps=3)
+        envs.reset(seed=0)
+        ends = [bool(envs.step(np.array([i % 2]))[3][0]) for i in range(3)]
+        assert ends == [False, False, True]
+        envs.close()
+    assert capsys.readouterr() == ("", "")  # asked-for caps say nothing
+
+
+def test_no_default_cap_without_whole_episodes_or_with_a_limit(endless_id: str, capsys) -> None:
+    from conftest import make_endless_env
+
+    envs = make_vec_env(endless_id, 1, cap_endless=False)
+    envs.reset(seed=0)
+    assert not any(envs.step(np.zeros(1, dtype=np.int64))[3][0]
+                   for _ in range(DEFAULT_MAX_EPISODE_STEPS + 5))
+    envs.close()
+    assert has_time_limit(make_endless_env())
+    assert episode_lengths(make_vec_env(make_endless_env, 1), 21) == [20]  # its own limit
+    assert capsys.readouterr() == ("", "")
+
+
+def test_training_on_an_endless_env_keeps_to_one_batch_of_the_cap(endless_id, capsys,
+                                                                  monkeypatch) -> None:
+    cap = 60  # the default, made smaller to keep the test fast
+    monkeypatch.setattr(envs_module, "DEFAULT_MAX_EPISODE_STEPS", cap)
+    agent = Reinforce(endless_id, num_envs=2, batch_episodes=4, hidden_sizes=(8,),
+                      diagnostics_every=0)
+    agent.learn(total_timesteps=100)
+    assert agent.last_result is not None and agent.last_result.updates == 1
+    assert agent.num_timesteps == 4 * cap  # one batch: 4 episodes cut at the cap
+    assert agent.episode_returns == [float(cap)] * 4
+    result = evaluate(agent, episodes=3)  # the same cap, announced by training only
+    assert result.lengths.tolist() == [cap] * 3
+    out = capsys.readouterr().out
+    assert out.count("no time limit of its own") == 1 and f"cut at {cap} steps" in out
+    agent.close()
+
+    stepped = Reinforce(endless_id, num_envs=2, n_steps=16, hidden_sizes=(8,),
+                        diagnostics_every=0)  # n_steps batches need no cap: no notice
+    stepped.learn(total_timesteps=64)
+    assert stepped.num_timesteps == 64 and stepped.episode_returns == []
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_signal_during_an_endless_batch_is_honoured_after_that_batch(endless_id) -> None:
+    from conftest import EndlessEnv
+
+    class SignalAtStep10(EndlessEnv):
+        steps = 0
+
+        def step(self, action):
+            SignalAtStep10.steps += 1
+            if SignalAtStep10.steps == 10:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().step(action)
+
+    agent = Reinforce(SignalAtStep10, num_envs=2, batch_episodes=2, hidden_sizes=(8,),
+                      diagnostics_every=0, max_episode_steps=300)
+    with pytest.raises(Interrupted) as info:
+        agent.learn(total_timesteps=10**9)
+    assert info.value.signum == signal.SIGTERM
+    assert agent.num_timesteps == 2 * 300 and agent.num_updates == 1
