@@ -89,7 +89,9 @@ def test_multidiscrete_action_offsets_reach_the_env() -> None:
     policy = make_policy(BOX_OBS, space)
     assert isinstance(policy, MultiCategoricalPolicy)
     with torch.no_grad():
-        actions, log_probs = policy.act(torch.zeros(500, 3))
+        dist = policy.distribution(torch.zeros(500, 3))
+        actions = dist.sample()
+        log_probs = dist.log_prob(actions)
     env_actions = policy.to_env(actions)
     assert all(space.contains(a) for a in env_actions)
     assert set(env_actions[:, 1].tolist()) == {-1, 0, 1}
@@ -171,5 +173,6 @@ def test_extreme_observations_give_finite_log_probs(state_dependent: bool) -> No
                          gym.spaces.Box(-1.0, 1.0, shape=(2,)),
                          state_dependent_std=state_dependent)
     obs = torch.tensor([[1e30, -1e30, 0.0], [1e-30, 0.0, 3e38]])
-    actions, log_probs = policy.act(obs)
+    actions = policy.sample(obs)
+    log_probs = policy.distribution(obs).log_prob(actions)
     assert torch.isfinite(actions).all() and torch.isfinite(log_probs).all()
