@@ -58,8 +58,6 @@ __all__ = [
 ]
 
 ACTION_BOUNDS = ("clip", "tanh")
-MAX_LOGITS = 2**24
-"""Most logits an action head may have (Discrete n, MultiDiscrete Σ nvec and K · max nvec)."""
 
 Heads = dict[str, nn.Module | nn.Parameter | None]
 
@@ -67,12 +65,6 @@ Heads = dict[str, nn.Module | nn.Parameter | None]
 def torch_dtype(dtype: Any) -> torch.dtype:
     """The torch dtype of a NumPy dtype (``np.int64`` → ``torch.int64``)."""
     return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
-
-
-def _check_logits(space: gym.Space, count: int) -> None:
-    if count > MAX_LOGITS:
-        raise UnsupportedSpaceError(f"action space {space} needs {count} logits, more than "
-                                    f"the {MAX_LOGITS} pgrad supports")
 
 
 def _gumbel_max(logits: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -131,7 +123,6 @@ class CategoricalAdapter(ActionDistribution):
         super().__init__(action_space)
         self.n_actions = int(action_space.n)
         self.start = int(action_space.start)
-        _check_logits(action_space, self.n_actions)
 
     def heads(self, feature_dim: int) -> Heads:
         return {"logits_head": init_layer(nn.Linear(feature_dim, self.n_actions), 0.01)}
@@ -161,8 +152,6 @@ class MultiCategoricalAdapter(ActionDistribution):
     def __init__(self, action_space: gym.spaces.MultiDiscrete) -> None:
         super().__init__(action_space)
         self.nvec = [int(n) for n in action_space.nvec.ravel()]
-        _check_logits(action_space, sum(self.nvec))
-        _check_logits(action_space, len(self.nvec) * max(self.nvec))
 
     def heads(self, feature_dim: int) -> Heads:
         return {"logits_head": init_layer(nn.Linear(feature_dim, sum(self.nvec)), 0.01)}
@@ -209,7 +198,6 @@ class BernoulliAdapter(ActionDistribution):
     def __init__(self, action_space: gym.spaces.MultiBinary) -> None:
         super().__init__(action_space)
         self.size = int(np.prod(self.action_shape, dtype=np.int64))
-        _check_logits(action_space, self.size)
 
     def heads(self, feature_dim: int) -> Heads:
         return {"logits_head": init_layer(nn.Linear(feature_dim, self.size), 0.01)}

@@ -31,8 +31,6 @@ from pgrad.spaces import (
 __all__ = ["ENCODERS", "ImageEncoder", "ObservationEncoder", "make_encoder"]
 
 ENCODERS = ("auto", "mlp", "cnn")
-MAX_ONE_HOT = 2**24
-"""Widest one-hot encoding accepted (Discrete / MultiDiscrete observations)."""
 
 
 class ObservationEncoder(nn.Module):
@@ -55,9 +53,6 @@ class ObservationEncoder(nn.Module):
             raise UnsupportedSpaceError(f"observation space {space} is not supported; "
                                         f"supported: {SUPPORTED_SPACES['observation']}")
         if sizes.size:
-            if sum(int(n) for n in sizes) > MAX_ONE_HOT:
-                raise UnsupportedSpaceError(f"observation space {space} one-hot encodes to "
-                                            f"more than {MAX_ONE_HOT} features")
             self.dim = int(sizes.sum())
         self.out_shape: tuple[int, ...] = (self.dim,)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if sizes.size else sizes
