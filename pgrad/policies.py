@@ -31,7 +31,7 @@ Contract (every policy):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -265,7 +265,7 @@ _POLICIES: dict[type[gym.Space], type[Policy]] = {
 
 
 def make_policy(
-    observation_space: gym.Space, action_space: gym.Space, **kwargs: object
+    observation_space: gym.Space, action_space: gym.Space, **kwargs: Any
 ) -> Policy:
     """The policy for these Gymnasium spaces: Categorical for ``Discrete`` actions,
     independent Categoricals for ``MultiDiscrete``, Bernoulli for ``MultiBinary``, diagonal
@@ -280,4 +280,4 @@ def make_policy(
     """
     cls = next((cls for space, cls in _POLICIES.items() if isinstance(action_space, space)),
                Policy)
-    return cls(observation_space, action_space, **kwargs)  # type: ignore[arg-type]
+    return cls(observation_space, action_space, **kwargs)
