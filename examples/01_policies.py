@@ -32,11 +32,13 @@ def categorical_demo() -> None:
     state = torch.randn(1, 4)  # pgrad policies take batches: [B, *obs_shape]
     with torch.no_grad():
         for _ in range(5):
-            action, log_prob = policy.act(state)
+            dist = policy.distribution(state)
+            action = dist.sample()
+            log_prob = dist.log_prob(action)
             print(f"Action: {action.item()}, log π(a|s): {log_prob.item():.4f}, "
                   f"π(a|s): {log_prob.exp().item():.4f}")
         probs = policy.distribution(state).probs.squeeze(0)
-        greedy, _ = policy.act(state, deterministic=True)
+        greedy = policy.sample(state, deterministic=True)
     print(f"π(·|s) = {[round(p, 4) for p in probs.tolist()]}")
     print(f"Deterministic action (argmax): {greedy.item()}")
     print(f"As the env takes it (policy.to_env): {int(policy.to_env(greedy)[0])}")
@@ -56,10 +58,12 @@ def gaussian_demo() -> None:
 
     state = torch.randn(1, 8)
     with torch.no_grad():
-        action, log_prob = policy.act(state)  # log-prob summed over the 3 action dims
         dist = policy.distribution(state)
+        action = dist.sample()
+        log_prob = dist.log_prob(action)  # summed over the 3 action dims
         mean, std = dist.mean.squeeze(0), dist.stddev.squeeze(0)
-        greedy, greedy_log_prob = policy.act(state, deterministic=True)
+        greedy = policy.sample(state, deterministic=True)
+        greedy_log_prob = dist.log_prob(greedy)
     print(f"Action shape: {tuple(action.squeeze(0).shape)}")
     print(f"Action: {[round(a, 4) for a in action.squeeze(0).tolist()]}")
     print(f"log π(a|s): {log_prob.item():.4f}  (density π(a|s): {log_prob.exp().item():.4f})")

@@ -49,7 +49,7 @@ def main() -> None:
                                 value_net=None)
     state = torch.tensor([[0.1, -0.2, 0.3, 0.05]])
     with torch.no_grad():
-        action, _ = initial.act(state)
+        action = initial.distribution(state).sample()
         probs_before = initial.distribution(state).probs.squeeze(0)
     a = action.item()
     print(f"state {[round(x, 2) for x in state.squeeze(0).tolist()]}, sampled action a = {a}")

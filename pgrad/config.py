@@ -17,7 +17,7 @@ from typing import Any
 from pgrad.envs import VECTORIZATIONS
 from pgrad.errors import PgradError
 from pgrad.networks import ACTIVATIONS
-from pgrad.policies import ACTION_BOUNDS, VALUE_NETS
+from pgrad.policies import ACTION_BOUNDS, CHANNEL_ORDERS, CNN_ARCHS, ENCODERS, VALUE_NETS
 
 __all__ = ["Config"]
 
@@ -130,6 +130,16 @@ class Config:
     log_std_init: float = field(default=0.0, metadata=_help("Gaussian policies: initial log-std."))
     log_std_min: float = field(default=-20.0, metadata=_help("Gaussian policies: log-std floor."))
     log_std_max: float = field(default=2.0, metadata=_help("Gaussian policies: log-std cap."))
+    encoder: str = field(default="auto", metadata=_help(
+        "How observations are read: 'cnn' (a convolutional network on image observations), "
+        "'mlp' (flattened, into the MLP) or 'auto' (cnn for an image-shaped Box: rank 2 or "
+        "3, uint8, bool or floats in [0, 1], sides of at least 8 pixels; mlp otherwise)."))
+    channel_order: str = field(default="auto", metadata=_help(
+        "Image observations: 'hwc' (channels last), 'chw' (channels first) or 'auto' "
+        "(channels first when the first axis is shorter than the last)."))
+    cnn_arch: str = field(default="auto", metadata=_help(
+        "Image observations: 'nature' (the Nature-DQN CNN, images of at least 36x36), "
+        "'small' (MinAtar's one-layer CNN) or 'auto' (nature where it fits)."))
     vectorization: str = field(default="auto", metadata=_help(
         "Vector env: 'native' (the env's own vectorised version), 'sync', 'async' "
         "(subprocesses), or 'auto' (native where it exists, else sync)."))
@@ -195,6 +205,10 @@ class Config:
         need(self.action_bound in ACTION_BOUNDS,
              f"action_bound must be one of {', '.join(ACTION_BOUNDS)}, "
              f"got {self.action_bound!r}")
+        for name, choices in (("encoder", ENCODERS), ("channel_order", CHANNEL_ORDERS),
+                              ("cnn_arch", CNN_ARCHS)):
+            need(getattr(self, name) in choices, f"{name} must be one of {', '.join(choices)}, "
+                                                 f"got {getattr(self, name)!r}")
         need(self.vectorization in VECTORIZATIONS,
              f"vectorization must be one of {', '.join(VECTORIZATIONS)}, "
              f"got {self.vectorization!r}")
@@ -217,6 +231,9 @@ class Config:
             "action_bound": self.action_bound,
             "normalize_obs": self.normalize_obs,
             "obs_clip": self.obs_clip,
+            "encoder": self.encoder,
+            "channel_order": self.channel_order,
+            "cnn_arch": self.cnn_arch,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -75,7 +75,8 @@ class _LogProb(nn.Module):
     def forward(self, features: Tensor, actions: Tensor) -> Tensor:
         """``features``: preprocessed observations (one-hot encoding is not vmap-able)."""
         policy = self.policy
-        return policy._distribution(policy.backbone(features)).log_prob(actions)  # type: ignore[operator]
+        return policy.distribution_from_features(  # type: ignore[operator]
+            policy.backbone(features)).log_prob(actions)
 
 
 def per_episode_gradients(policy: nn.Module, obs: Tensor, actions: Tensor,

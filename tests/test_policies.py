@@ -46,8 +46,9 @@ def test_shapes_are_batch_vectors(make, action_shape, value_net) -> None:
     policy = make(value_net=value_net)
     obs = observations()
 
-    actions, log_probs = policy.act(obs)
     dist = policy.distribution(obs)
+    actions = dist.sample()
+    log_probs = dist.log_prob(actions)
     lp, entropy, values = policy.evaluate_actions(obs, actions)
 
     assert actions.shape == (B, *action_shape)
@@ -71,8 +72,9 @@ def test_no_baseline_has_no_value() -> None:
 
 def test_numpy_observations_are_accepted() -> None:
     policy = categorical()
-    actions, log_probs = policy.act(np.zeros((B, 4), dtype=np.float32))
-    assert actions.shape == log_probs.shape == (B,)
+    obs = np.zeros((B, 4), dtype=np.float32)
+    actions = policy.sample(obs)
+    assert actions.shape == policy.distribution(obs).log_prob(actions).shape == (B,)
 
 
 # ---------------------------------------------------------------- Gaussian maths
@@ -99,7 +101,8 @@ def test_log_std_parameter_is_clamped(log_std: float, expected: float) -> None:
         policy.log_std.fill_(log_std)
     std = policy.distribution(observations()).base_dist.scale
     torch.testing.assert_close(std, torch.full((B, 3), math.exp(expected)))
-    assert torch.isfinite(policy.act(observations())[1]).all()
+    dist = policy.distribution(observations())
+    assert torch.isfinite(dist.log_prob(dist.sample())).all()
 
 
 @pytest.mark.parametrize(("bias", "expected"), [(100.0, 2.0), (-100.0, -20.0)])
@@ -147,18 +150,13 @@ def test_deterministic_categorical_is_the_argmax() -> None:
         policy.logits_head.weight.normal_()
     obs = observations(50)
     argmax = policy.distribution(obs).logits.argmax(-1)
-    actions, log_probs = policy.act(obs, deterministic=True)
-    assert torch.equal(actions, argmax)
     assert torch.equal(policy.sample(obs, deterministic=True), argmax)
-    torch.testing.assert_close(log_probs, policy.distribution(obs).log_prob(argmax))
 
 
 def test_deterministic_gaussian_is_the_mean() -> None:
     policy = gaussian()
     obs = observations()
     mean = policy.mean_head(policy.backbone(obs))
-    actions, _ = policy.act(obs, deterministic=True)
-    torch.testing.assert_close(actions, mean)
     torch.testing.assert_close(policy.sample(obs, deterministic=True), mean)
 
 
@@ -199,7 +197,8 @@ def test_multidimensional_box_actions() -> None:
     space = gym.spaces.Box(-1.0, 1.0, shape=(2, 2), dtype=np.float32)
     policy = make_policy(BOX_OBS, space, hidden_sizes=(8,))
     with torch.no_grad():
-        actions, log_probs = policy.act(observations())
+        actions = policy.sample(observations())
+        log_probs = policy.distribution(observations()).log_prob(actions)
     assert actions.shape == (B, 2, 2)
     assert log_probs.shape == (B,)
     assert all(space.contains(a) for a in policy.to_env(actions))
@@ -212,7 +211,7 @@ def test_box_observations_are_flattened() -> None:
     obs = torch.randn(B, 2, 3)
     assert policy.obs_dim == 6
     torch.testing.assert_close(policy.preprocess(obs), obs.reshape(B, 6))
-    assert policy.act(obs)[1].shape == (B,)
+    assert policy.distribution(obs).log_prob(policy.sample(obs)).shape == (B,)
     assert policy.value(obs).shape == (B,)
 
 
@@ -222,7 +221,7 @@ def test_discrete_observations_are_one_hot() -> None:
     x = policy.preprocess(np.array([-1, 2, 0]))
     expected = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 1.0], [0, 1.0, 0, 0]])
     torch.testing.assert_close(x, expected)
-    assert policy.act(np.array([-1, 2, 0]))[1].shape == (3,)
+    assert policy.sample(np.array([-1, 2, 0])).shape == (3,)
 
 
 # ---------------------------------------------------------------- unsupported spaces
@@ -282,3 +281,114 @@ def test_initial_policy_is_near_uniform_and_value_near_zero() -> None:
     probs = policy.distribution(obs).probs
     torch.testing.assert_close(probs, torch.full_like(probs, 1 / 3), atol=0.02, rtol=0)
     assert policy.logits_head.bias.abs().max().item() == 0.0
+
+
+# ---------------------------------------------------------------- deterministic_action
+DETERMINISTIC_CASES = {
+    "discrete": dict(action_space=gym.spaces.Discrete(4, start=-1)),
+    "multidiscrete": dict(action_space=gym.spaces.MultiDiscrete([[2, 5], [3, 1]],
+                                                                start=[[1, 0], [-2, 7]])),
+    "multibinary": dict(action_space=gym.spaces.MultiBinary(5)),
+    "box-clip": dict(action_space=gym.spaces.Box(-0.01, 0.02, shape=(2, 2), dtype=np.float64)),
+    "box-tanh": dict(action_space=gym.spaces.Box(np.array([-2.0, 0.0], dtype=np.float32),
+                                                 np.array([2.0, 5.0], dtype=np.float32)),
+                     action_bound="tanh"),
+}
+OBS_SPACE_3D = gym.spaces.Dict({"pos": gym.spaces.Box(-5.0, 5.0, shape=(3,)),
+                                "mode": gym.spaces.Discrete(3)})
+
+
+def _random_observations(space: gym.Space, n: int) -> torch.Tensor:
+    space.seed(0)
+    flat = gym.spaces.flatten_space(space) if isinstance(space, gym.spaces.Dict) else space
+    return torch.as_tensor(np.stack([gym.spaces.flatten(space, space.sample())
+                                     if flat is not space else space.sample()
+                                     for _ in range(n)]))
+
+
+@pytest.mark.parametrize("normalize_obs", [False, True], ids=["raw", "normalized"])
+@pytest.mark.parametrize("case", list(DETERMINISTIC_CASES))
+def test_deterministic_action_equals_the_mode_sent_to_the_env(case: str,
+                                                             normalize_obs: bool) -> None:
+    kwargs = dict(DETERMINISTIC_CASES[case])
+    action_space = kwargs.pop("action_space")
+    policy = make_policy(OBS_SPACE_3D, action_space, hidden_sizes=(16,),
+                         normalize_obs=normalize_obs, **kwargs)
+    with torch.no_grad():
+        for p in policy.parameters():  # spread the modes over the whole action space
+            p.normal_()
+    obs = _random_observations(OBS_SPACE_3D, 64)
+    if normalize_obs:
+        assert policy.obs_rms is not None
+        policy.obs_rms.update(policy.encoder(obs) * 0.5 + 0.2)
+    with torch.no_grad():
+        expected = policy.to_env(policy.sample(obs, deterministic=True))
+        actions = policy.deterministic_action(obs)
+    assert actions.dtype == torch.from_numpy(np.zeros(0, action_space.dtype)).dtype
+    assert actions.shape == (64, *action_space.shape)
+    np.testing.assert_array_equal(actions.numpy(), expected)
+    assert expected.dtype == action_space.dtype
+    assert all(action_space.contains(a) for a in expected)
+    assert len({a.tobytes() for a in expected}) > 1  # not one constant action
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("case", ["multidiscrete", "box-tanh"])
+def test_deterministic_action_traces_with_both_normaliser_states(case: str) -> None:
+    """Traced before any statistics exist, the trace still normalises once they do: the
+    count test is a tensor op, not a Python branch."""
+    kwargs = dict(DETERMINISTIC_CASES[case])
+    action_space = kwargs.pop("action_space")
+    policy = make_policy(OBS_SPACE_3D, action_space, hidden_sizes=(16,), normalize_obs=True,
+                         **kwargs)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.normal_()
+    obs = _random_observations(OBS_SPACE_3D, 32)
+    traced = torch.jit.trace_module(policy, {"deterministic_action": obs[:4]}, check_trace=False)
+    assert policy.obs_rms is not None
+    policy.obs_rms.update(policy.encoder(obs) * 4.0 - 2.0)
+    with torch.no_grad():
+        expected = policy.deterministic_action(obs)
+        assert torch.equal(traced.deterministic_action(obs), expected)
+
+
+# ---------------------------------------------------------------- log-std bounds
+def test_log_std_beyond_the_cap_gets_a_gradient_back_inside() -> None:
+    """A log-std that overshot log_std_max is still learnable: the gradient that lowers it
+    flows (a plain clamp would give zero for good), one that would push it further out
+    does not; the forward value stays clamped."""
+    policy = gaussian()
+    obs = observations()
+    with torch.no_grad():
+        policy.log_std.fill_(3.0)
+        mean = policy.sample(obs, deterministic=True)
+    assert policy.distribution(obs).base_dist.scale.max().item() == pytest.approx(math.exp(2.0))
+
+    (-policy.distribution(obs).log_prob(mean).mean()).backward()  # wants σ smaller
+    assert policy.log_std.grad is not None and (policy.log_std.grad > 0).all()
+
+    policy.zero_grad()
+    (-policy.distribution(obs).entropy().mean()).backward()  # wants σ larger: no gradient
+    torch.testing.assert_close(policy.log_std.grad, torch.zeros(3))
+
+    optimizer = torch.optim.Adam([policy.log_std], lr=0.1)
+    for _ in range(30):
+        optimizer.zero_grad()
+        (-policy.distribution(obs).log_prob(mean).mean()).backward()
+        optimizer.step()
+    assert (policy.log_std < 2.0).all()
+
+
+def test_log_std_gradient_inside_the_bounds_is_the_plain_one() -> None:
+    policy = gaussian(state_dependent_std=True)
+    obs = observations()
+    actions = torch.randn(B, 3)
+    policy.distribution(obs).log_prob(actions).sum().backward()
+    ours = policy.log_std_head.weight.grad.clone()
+
+    policy.zero_grad()
+    mean = policy.mean_head(policy.backbone(obs))
+    log_std = policy.log_std_head(policy.backbone(obs)).clamp(-20.0, 2.0)
+    Normal(mean, log_std.exp()).log_prob(actions).sum().backward()
+    assert torch.equal(ours, policy.log_std_head.weight.grad)

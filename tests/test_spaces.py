@@ -13,6 +13,7 @@ import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
 import pgrad
+from pgrad.encoders import ImageEncoder
 from pgrad.policies import BernoulliPolicy, MultiCategoricalPolicy, make_policy
 
 BOX_OBS = gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
@@ -55,6 +56,10 @@ SPACES = {
     "multibinary-action": (BOX_OBS, gym.spaces.MultiBinary(3)),
     "box-action-clip": (BOX_OBS, gym.spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32)),
     "box-action-2d": (BOX_OBS, gym.spaces.Box(-1.0, 1.0, shape=(2, 2), dtype=np.float32)),
+    "uint8-image-obs": (gym.spaces.Box(0, 255, shape=(2, 9, 8), dtype=np.uint8),
+                        gym.spaces.Discrete(2)),
+    "bool-image-obs": (gym.spaces.Box(0, 1, shape=(10, 10, 3), dtype=np.bool_),
+                       gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)),
 }
 
 
@@ -65,6 +70,7 @@ def test_every_supported_space_trains_saves_and_evaluates(name: str, tmp_path: P
                             batch_episodes=4, hidden_sizes=(16,))
     agent.learn(200, tensorboard=False)
     assert agent.num_updates >= 1
+    assert ("image" in name) == isinstance(agent.policy.encoder, ImageEncoder)
     loaded = pgrad.Reinforce.load(agent.save(tmp_path / "m.safetensors"),
                                   env=lambda: SpaceEnv(obs_space, action_space))
     assert loaded.observation_space == obs_space and loaded.action_space == action_space
@@ -90,7 +96,9 @@ def test_multidiscrete_action_offsets_reach_the_env() -> None:
     policy = make_policy(BOX_OBS, space)
     assert isinstance(policy, MultiCategoricalPolicy)
     with torch.no_grad():
-        actions, log_probs = policy.act(torch.zeros(500, 3))
+        dist = policy.distribution(torch.zeros(500, 3))
+        actions = dist.sample()
+        log_probs = dist.log_prob(actions)
     env_actions = policy.to_env(actions)
     assert all(space.contains(a) for a in env_actions)
     assert set(env_actions[:, 1].tolist()) == {-1, 0, 1}
@@ -172,5 +180,6 @@ def test_extreme_observations_give_finite_log_probs(state_dependent: bool) -> No
                          gym.spaces.Box(-1.0, 1.0, shape=(2,)),
                          state_dependent_std=state_dependent)
     obs = torch.tensor([[1e30, -1e30, 0.0], [1e-30, 0.0, 3e38]])
-    actions, log_probs = policy.act(obs)
+    actions = policy.sample(obs)
+    log_probs = policy.distribution(obs).log_prob(actions)
     assert torch.isfinite(actions).all() and torch.isfinite(log_probs).all()
