@@ -418,7 +418,11 @@ def _load(path: str | Path) -> AgentState:
         optimizer = _optimizer_state(fields["optimizer"], tensors, params)
         generator = tensors.get("agent.generator")
         if generator is not None and fields["generator_device"] == "cpu":
-            torch.Generator().set_state(generator)  # raises unless it is a CPU state
+            try:
+                torch.Generator().set_state(generator)  # raises unless it is a CPU state
+            except RuntimeError as e:
+                raise PgradError(f"random generator state is malformed ({_first_line(e)})"
+                                 ) from e
     except (RuntimeError, ValueError) as e:
         raise PgradError(f"{path}: {_first_line(e)}") from e
     return AgentState(
@@ -532,8 +536,10 @@ def _check_layout(fields: dict[str, Any], layout: dict[str, tuple[tuple[int, ...
             raise PgradError(f"unexpected tensor {key[:80]!r}: weights do not match the "
                              "saved config")
         if (shape, dtype) != want:
-            raise PgradError(f"weights do not match the saved config ({key}: saved "
-                             f"{list(shape)} {dtype}, config gives {list(want[0])} {want[1]})")
+            what = ("weights do not match the saved config" if key.startswith("policy.")
+                    else f"tensor {key} is malformed")
+            raise PgradError(f"{what} ({key}: saved {list(shape)} {dtype}, expected "
+                             f"{list(want[0])} {want[1]})")
     missing = sorted(set(expected) - set(layout))
     if missing:
         raise PgradError(f"weights do not match the saved config ({missing[0]} is missing)")
