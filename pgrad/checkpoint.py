@@ -25,7 +25,7 @@ either the complete old file or the complete new one, never a mixture.
 
 Loading trusts nothing in the file. In order: the path must be a regular file (not a FIFO,
 a device, a directory: checked with ``stat``, which never blocks); the JSON must be at most
-64 MiB and nested at most 64 deep; every field is checked for type, finiteness, range and
+32 MiB and nested at most 64 deep; every field is checked for type, finiteness, range and
 size (spaces of at most 2²² elements and 8 levels of Dict / Tuple, counters below 2⁶²,
 Adam's hyper-parameters in sane ranges, the envs' random states accepted by a NumPy bit
 generator); the shapes and dtypes of every tensor are compared with those of a policy built
@@ -67,7 +67,7 @@ READABLE_VERSIONS = (1, 2)
 MODEL_FILE = "model.safetensors"
 
 MAX_FILE_BYTES = 2**32
-MAX_METADATA_CHARS = 2**26
+MAX_METADATA_CHARS = 2**25
 MAX_SPACE_ELEMENTS = 2**22
 """Most elements of a space: a Box's size, a Discrete's n, a MultiDiscrete's n · max(nvec)."""
 MAX_SPACE_DEPTH = 8

@@ -27,14 +27,15 @@ import numpy as np
 
 from pgrad.errors import PgradError
 
-__all__ = ["MAX_CSV_BYTES", "MAX_JSON_DEPTH", "check_file", "json_depth", "parse_json", "read_bytes",
-           "read_json", "read_text"]
+__all__ = ["MAX_CSV_BYTES", "MAX_JSON_DEPTH", "check_file", "json_depth", "parse_json",
+           "read_bytes", "read_json", "read_text"]
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays / objects accepted in any JSON pgrad reads."""
 MAX_CSV_BYTES = 2**30
 """Largest ``progress.csv`` read back (a long run's log is tens of MB)."""
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+"""A JSON string; an unterminated one runs to the end (so the scan stays linear)."""
 
 
 def check_file(path: str | Path, max_bytes: int, what: str = "file") -> os.stat_result:
@@ -103,9 +104,9 @@ def json_depth(text: str | bytes) -> int:
     if b"[" not in data and b"{" not in data:
         return 0
     codes = np.frombuffer(_STRING.sub(b'""', data), dtype=np.uint8)
-    steps = ((codes == ord("[")) | (codes == ord("{"))).astype(np.int64) - (
-        (codes == ord("]")) | (codes == ord("}")))
-    return int(np.cumsum(steps).max(initial=0))
+    steps = ((codes == ord("[")) | (codes == ord("{"))).astype(np.int8)
+    steps -= ((codes == ord("]")) | (codes == ord("}"))).astype(np.int8)
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
 def parse_json(text: str | bytes, what: str = "JSON", max_depth: int = MAX_JSON_DEPTH) -> Any:

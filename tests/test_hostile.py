@@ -463,6 +463,40 @@ def test_hostile_corpus_each_refused_in_one_line(run_dir: Path, tmp_path: Path) 
     assert len(CORPUS) >= 30
 
 
+ABSURD_OPTIONS = {
+    "hidden-sizes-999999999999": (["--hidden-sizes", "999999999999"], "hidden_sizes"),
+    "hidden-sizes-multi-gb": (["--hidden-sizes", "16384", "16384", "16384"], "hidden_sizes"),
+    "num-envs-2**31": (["--num-envs", "2147483648"], "num_envs"),
+    "n-steps-99999999999": (["--n-steps", "99999999999"], "n_steps"),
+    "batch-episodes-2**40": (["--batch-episodes", str(2**40)], "batch_episodes"),
+    "log-std-init-nan": (["--log-std-init", "nan"], "log_std_init"),
+    "log-std-1e308": (["--log-std-init", "1e308", "--log-std-max", "1e308"], "log_std"),
+    "lr-inf": (["--lr", "inf"], "learning_rate"),
+    "gamma-nan": (["--gamma", "nan"], "gamma"),
+    "max-grad-norm-nan": (["--max-grad-norm", "nan"], "max_grad_norm"),
+    "ent-coef-inf": (["--ent-coef", "inf"], "ent_coef"),
+    "value-steps-10**12": (["--value-steps", str(10**12)], "value_steps"),
+    "threads-2**31": (["--threads", "2147483648"], "threads"),
+    "diagnostics-every-10**30": (["--diagnostics-every", str(10**30)], "diagnostics_every"),
+}
+
+
+def test_absurd_sizes_and_values_are_refused_before_anything_is_built(tmp_path: Path) -> None:
+    """``pgrad train`` with sizes that would take the machine's memory, or values that are
+    not finite, is refused in one line by Config's checks: each run in its own process
+    under RLIMIT_AS, so a regression that allocates cannot take the machine down."""
+    cases = [{"name": name, "argv": ["train", LINEWALK_ID, "--out", str(tmp_path / name),
+                                     "--no-progress", "--no-tensorboard", *args],
+              "stderr": str(tmp_path / f"{name}.err"), "marker": str(tmp_path / "none")}
+             for name, (args, _) in ABSURD_OPTIONS.items()]
+    results = run_corpus(cases, tmp_path)
+    for (name, (_, field)), result in zip(ABSURD_OPTIONS.items(), results, strict=True):
+        lines = result["stderr"].strip().splitlines()
+        assert result["code"] == 2 and len(lines) == 1, (name, result)
+        assert field in lines[0] and "Traceback" not in result["stderr"], (name, lines)
+        assert not (tmp_path / name).exists()  # refused before the run directory is made
+
+
 # ---------------------------------------------------------------- misbehaving envs
 class BadEnv(EndlessEnv):
     """EndlessEnv that misbehaves at its 7th step: ``how`` says in which way."""
