@@ -521,7 +521,7 @@ def _check_layout(fields: dict[str, Any], layout: dict[str, tuple[tuple[int, ...
     params = [(tuple(p.shape), p.dtype) for p in probe.parameters()]
     if len(layout) > MAX_TENSORS:
         raise PgradError(f"the file holds {len(layout)} tensors, more than a checkpoint has")
-    for key in sorted(layout):
+    for key in sorted(layout, key=lambda k: (not k.startswith("policy."), k)):  # weights first
         shape, dtype = layout[key][0], _dtype(layout[key][1])
         if key in expected:
             want = expected[key]
