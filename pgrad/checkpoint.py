@@ -423,8 +423,11 @@ def _load(path: str | Path) -> AgentState:
             except RuntimeError as e:
                 raise PgradError(f"random generator state is malformed ({_first_line(e)})"
                                  ) from e
-    except (RuntimeError, ValueError) as e:
-        raise PgradError(f"{path}: {_first_line(e)}") from e
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        if isinstance(e, PgradError):
+            raise PgradError(f"{path}: {e}") from e
+        raise PgradError(f"{path}: optimizer state is malformed "
+                         f"({type(e).__name__}: {_first_line(e)})") from e
     return AgentState(
         config=fields["config"], observation_space=fields["observation_space"],
         action_space=fields["action_space"],

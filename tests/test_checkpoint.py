@@ -274,6 +274,10 @@ HOSTILE_METADATA = {
     "params-missing": (_group(params=[0]), "param_groups"),
     "optim-state-index": (lambda m: m["optimizer"]["state"].update({"99": {}}), "parameter"),
     "generator-device-int": (lambda m: m.update(generator_device=5), "generator_device"),
+    "optim-no-state": (lambda m: m["optimizer"].pop("state"), "optimizer state is malformed"),
+    "optim-groups-object": (lambda m: m["optimizer"].update(param_groups={"lr": 1}),
+                            "param_groups"),
+    "rollout-no-episodes": (lambda m: m["rollout"].pop("episodes"), "malformed"),
 }
 
 
