@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pickle
+import resource
 import shutil
 import struct
 import subprocess
@@ -461,6 +462,26 @@ def test_hostile_corpus_each_refused_in_one_line(run_dir: Path, tmp_path: Path) 
     assert failures == []
     assert peak < 2048
     assert len(CORPUS) >= 30
+
+
+def test_resume_with_a_fifo_config_does_not_block(run_dir: Path, tmp_path: Path) -> None:
+    """Issue 13: a ``config.json`` that is a FIFO blocked ``pgrad train --resume`` forever.
+    End to end, as a user runs it (``python -m pgrad``), under a memory limit."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("events.*"))
+    (copy / "config.json").unlink()
+    os.mkfifo(copy / "config.json")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    proc = subprocess.run([sys.executable, "-m", "pgrad", "train", "--resume", str(copy),
+                           "--no-progress"], capture_output=True, text=True, timeout=120,
+                          check=False, preexec_fn=limit)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "config.json is a FIFO" in lines[0] and "Traceback" not in proc.stderr
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2**21  # KiB: < 2 GiB
 
 
 ABSURD_OPTIONS = {
