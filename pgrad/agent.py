@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from pgrad import checkpoint, distributed, guard
+from pgrad.checkpoint import AgentState
 from pgrad.config import Config
 from pgrad.diagnostics import (
     approx_kl,
@@ -38,6 +39,7 @@ from pgrad.envs import (
     EnvSource,
     check_env_id,
     check_spaces,
+    env_available,
     make_env,
     make_vec_env,
     source_from_instance,
@@ -338,18 +340,71 @@ class Reinforce:
         return export(self, path, format=format)
 
     # ------------------------------------------------------------------ persistence
+    def state(self) -> AgentState:
+        """What a checkpoint holds (:class:`pgrad.checkpoint.AgentState`); its tensors are
+        on the CPU and may share memory with the agent's."""
+        optim = self.optimizer.state_dict()
+        return AgentState(
+            config=self.config, observation_space=self.observation_space,
+            action_space=self.action_space,
+            policy={k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
+            optimizer={"param_groups": optim["param_groups"], "state": {
+                index: {k: v.detach().cpu() if torch.is_tensor(v) else v
+                        for k, v in entry.items()}
+                for index, entry in optim["state"].items()}},
+            return_rms={k: v.detach().cpu() for k, v in self.return_rms.state_dict().items()},
+            generator=self.generator.get_state(), generator_device=self.generator.device.type,
+            num_timesteps=self.num_timesteps, num_updates=self.num_updates,
+            skipped_updates=self.skipped_updates,
+            rollout=(self.collector.get_state() if self.collector is not None
+                     else self.resume_state))
+
+    @classmethod
+    def from_state(cls, state: AgentState, env: EnvSource | None = None,
+                   device: str | None = None) -> Reinforce:
+        """The agent ``state`` describes, on ``device`` (default: the saved one); ``env``
+        (default: the saved env id, if registered) is only needed to train on."""
+        config = state.config
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
+        if env is None and config.env_id is not None and env_available(config.env_id,
+                                                                       config.env_packages):
+            env = config.env_id
+        agent = cls(env, config=config, _spaces=(state.observation_space, state.action_space))
+        agent.policy.load_state_dict(state.policy, strict=True)
+        if state.return_rms:
+            agent.return_rms.load_state_dict(state.return_rms, strict=True)
+        agent.optimizer.load_state_dict(state.optimizer)
+        agent.num_timesteps, agent.num_updates = state.num_timesteps, state.num_updates
+        agent.skipped_updates = state.skipped_updates
+        agent.resume_state = state.rollout
+        # A generator's state only fits a generator of the same device type; an agent loaded
+        # onto another device keeps the generator seeded from config.seed.
+        if state.generator is not None and state.generator_device == agent.device.type:
+            agent.generator.set_state(state.generator)
+        return agent
+
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (safetensors + JSON metadata, no pickle); returns its path."""
-        return checkpoint.save(path, self)
+        return checkpoint.save(path, self.state())
 
     @classmethod
     def load(cls, path: str | Path, env: EnvSource | None = None,
              device: str | None = None) -> Reinforce:
         """Rebuild an agent from :meth:`save`'s file (or a run directory holding one).
 
-        ``env`` (default: the saved env id) is only needed to continue training.
+        ``env`` (default: the saved env id) is only needed to continue training. Anything
+        wrong with the file is one :class:`PgradError`.
         """
-        return checkpoint.load(cls, path, env=env, device=device)
+        state = checkpoint.load(path)
+        try:
+            return cls.from_state(state, env=env, device=device)
+        except PgradError:
+            raise
+        except Exception as e:  # a file that passed every check but still does not fit
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise PgradError(f"{path}: the checkpoint does not fit this pgrad "
+                             f"({type(e).__name__}: {first})") from e
 
     def close(self) -> None:
         """Close the vector env, if one was made; a later :meth:`learn` or :meth:`save`

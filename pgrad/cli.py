@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pgrad import safeio
 from pgrad.config import Config
 from pgrad.errors import PgradError
 
@@ -273,10 +274,9 @@ def _resumed_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[A
                          f"{', '.join(clashes)}")
     run_file = run_dir / RUN_FILE
     try:
-        run = json.loads(run_file.read_text()) if run_file.is_file() else {}
-        if not isinstance(run, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:
+        run = safeio.read_json(run_file, 2**20, "run file") if run_file.exists() else {}
+        _check_run_settings(run)
+    except ValueError as e:
         raise PgradError(f"{run_file} is unreadable ({e}); delete it to resume with "
                          "the defaults") from e
     agent = Reinforce.load(run_dir)
@@ -291,6 +291,21 @@ def _resumed_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[A
                 "total_timesteps": DEFAULT_TIMESTEPS, "save_every": DEFAULT_SAVE_EVERY}.get(key)
     run["tensorboard"] = bool(run.get("tensorboard", True)) and args.tensorboard
     return agent, run_dir, run
+
+
+def _check_run_settings(run: Any) -> None:
+    """Raise a ValueError unless ``run`` (run.json) holds sane settings."""
+    if not isinstance(run, dict):
+        raise ValueError("not a JSON object")
+    for key in ("total_timesteps", "save_every"):
+        value = run.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 1 <= value <= 2**62):
+            raise ValueError(f"{key} must be an integer in [1, 2**62], got {str(value)[:40]}")
+    stop = run.get("stop_return")
+    if stop is not None and (not isinstance(stop, int | float) or isinstance(stop, bool)
+                             or stop - stop != 0):
+        raise ValueError(f"stop_return must be a finite number, got {str(stop)[:40]}")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -324,12 +339,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _saved_device(run_dir: Path | None) -> str:
     """The device a run to resume was trained on (cpu for a new run or an unreadable one)."""
-    if run_dir is None:
+    config_file = None if run_dir is None else run_dir / "config.json"
+    if config_file is None or not config_file.exists():
         return "cpu"
-    try:
-        device = json.loads((run_dir / "config.json").read_text()).get("device", "cpu")
-    except (OSError, ValueError, AttributeError):
-        return "cpu"
+    config = safeio.read_json(config_file, 2**20, "run config")
+    device = config.get("device", "cpu") if isinstance(config, dict) else "cpu"
     return device if isinstance(device, str) else "cpu"
 
 
@@ -353,7 +367,7 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         total = int(run["total_timesteps"])
         save_every = int(run["save_every"])
         stop_return = None if run["stop_return"] is None else float(run["stop_return"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise PgradError(f"{run_dir / RUN_FILE} is malformed ({e!r})") from e
     remaining = total - agent.num_timesteps
     if remaining < 1:

@@ -30,6 +30,44 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+MAX_INT = 2**62
+"""Largest integer any setting may hold (JSON and torch need machine integers)."""
+MAX_WIDTH = 2**14
+"""Widest hidden layer."""
+MAX_LAYERS = 64
+MAX_HIDDEN_WEIGHTS = 2**26
+"""Most weights between consecutive hidden layers, Σ h_i · h_(i+1) (256 MiB in float32)."""
+MAX_NUM_ENVS = 2**16
+MAX_BATCH_EPISODES = 2**20
+MAX_BATCH_STEPS = 2**24
+"""Most steps in one fixed-step batch, n_steps · num_envs."""
+MAX_VALUE_STEPS = 10_000
+MAX_THREADS = 1024
+MAX_STR = 4096
+LOG_STD_RANGE = (-50.0, 20.0)
+"""log-std values allowed (exp(20) ≈ 5e8; beyond, float32 Gaussians overflow)."""
+POSITIVE: dict[str, float] = {"learning_rate": 1e3, "max_grad_norm": 1e12, "obs_clip": 1e6,
+                              "max_episode_steps": 1e8}
+"""Float settings that must lie in (0, cap]."""
+NON_NEGATIVE: dict[str, float] = {"vf_coef": 1e6, "ent_coef": 1e6}
+"""Float settings that must lie in [0, cap]."""
+
+
+def _finite(value: Any) -> bool:
+    """True for a finite int or float (a huge int that overflows a float is not)."""
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return False
+    return number - number == 0  # inf - inf and nan - nan are nan
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 80 characters for messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check_type(name: str, annotation: str, value: Any) -> None:
     """Raise a PgradError unless ``value`` fits the field's annotation (e.g. 'int | None')."""
     allowed = tuple(t for part in annotation.split(" | ") for t in _TYPES[part])
@@ -37,7 +75,7 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
         allowed = ()
     if not isinstance(value, allowed):
         raise PgradError(f"{name} must be {annotation.replace(' | ', ' or ')}, "
-                         f"got {value!r} ({type(value).__name__})")
+                         f"got {_short(value)} ({type(value).__name__})")
 
 
 def _is_json(value: Any) -> bool:
@@ -160,7 +198,31 @@ class Config:
                 raise PgradError(message)
 
         for f in dataclasses.fields(self):
-            _check_type(f.name, str(f.type), getattr(self, f.name))
+            value = getattr(self, f.name)
+            _check_type(f.name, str(f.type), value)
+            if isinstance(value, float) or (isinstance(value, int) and "float" in str(f.type)
+                                            and not isinstance(value, bool)):
+                need(_finite(value), f"{f.name} must be a finite number, got {_short(value)}")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                need(-MAX_INT <= value <= MAX_INT,
+                     f"{f.name} must be at most {MAX_INT} in size, got {_short(value)}")
+            elif isinstance(value, str):
+                need(len(value) <= MAX_STR and "\x00" not in value,
+                     f"{f.name} must be a short string without NUL bytes")
+        for name, cap in POSITIVE.items():
+            value = getattr(self, name)
+            need(value is None or 0 < value <= cap,
+                 f"{name} must be positive and at most {cap:g}, got {value}")
+        for name, cap in NON_NEGATIVE.items():
+            value = getattr(self, name)
+            need(0 <= value <= cap, f"{name} must be in [0, {cap:g}], got {value}")
+        need(1 <= self.num_envs <= MAX_NUM_ENVS,
+             f"num_envs must be in [1, {MAX_NUM_ENVS}], got {self.num_envs}")
+        need(1 <= self.batch_episodes <= MAX_BATCH_EPISODES,
+             f"batch_episodes must be in [1, {MAX_BATCH_EPISODES}], got {self.batch_episodes}")
+        need(self.n_steps is None or 1 <= self.n_steps * self.num_envs <= MAX_BATCH_STEPS,
+             f"n_steps must be at least 1 and n_steps x num_envs at most {MAX_BATCH_STEPS} "
+             f"(one batch's steps), got n_steps={self.n_steps}, num_envs={self.num_envs}")
         need(all(isinstance(m, str) and m.replace(".", "_").isidentifier()
                  for m in self.env_packages),
              f"env_packages must be Python module names, got {self.env_packages}")
@@ -169,39 +231,37 @@ class Config:
         need(not {"max_episode_steps", "render_mode"} & set(self.env_kwargs),
              "give max_episode_steps as its own setting (--max-episode-steps), not in "
              "env_kwargs; render_mode is chosen by pgrad")
-        need(self.max_episode_steps is None or self.max_episode_steps >= 1,
-             f"max_episode_steps must be at least 1 (or None), got {self.max_episode_steps}")
-        need(self.num_envs >= 1, f"num_envs must be at least 1, got {self.num_envs}")
-        need(self.batch_episodes >= 1,
-             f"batch_episodes must be at least 1, got {self.batch_episodes}")
-        need(self.n_steps is None or self.n_steps >= 1,
-             f"n_steps must be at least 1, got {self.n_steps}")
         need(self.n_steps is None or self.baseline,
              "n_steps batches cut episodes and bootstrap them from the value baseline: use "
              "them with baseline=True, or leave n_steps unset for whole-episode batches")
         need(self.value_net in VALUE_NETS,
              f"value_net must be one of {', '.join(VALUE_NETS)}, got {self.value_net!r}")
-        need(len(self.hidden_sizes) >= 1
-             and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
-                     for h in self.hidden_sizes),
-             f"hidden_sizes must be one or more positive widths, got {self.hidden_sizes}")
+        widths = self.hidden_sizes
+        need(1 <= len(widths) <= MAX_LAYERS
+             and all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH
+                     for h in widths),
+             f"hidden_sizes must be 1 to {MAX_LAYERS} widths, each in [1, {MAX_WIDTH}], "
+             f"got {_short(widths)}")
+        weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+        need(weights <= MAX_HIDDEN_WEIGHTS,
+             f"hidden_sizes {_short(widths)} make {weights} weights between hidden layers, "
+             f"more than the {MAX_HIDDEN_WEIGHTS} allowed; use narrower or fewer layers")
         need(self.activation in ACTIVATIONS,
              f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        need(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
-        need(self.max_grad_norm is None or self.max_grad_norm > 0,
-             f"max_grad_norm must be positive (or None), got {self.max_grad_norm}")
-        need(self.value_steps >= 1, f"value_steps must be at least 1, got {self.value_steps}")
-        need(self.obs_clip > 0, f"obs_clip must be positive, got {self.obs_clip}")
-        need(self.vf_coef >= 0, f"vf_coef must be non-negative, got {self.vf_coef}")
-        need(self.ent_coef >= 0, f"ent_coef must be non-negative, got {self.ent_coef}")
+        need(1 <= self.value_steps <= MAX_VALUE_STEPS,
+             f"value_steps must be in [1, {MAX_VALUE_STEPS}], got {self.value_steps}")
+        lo, hi = LOG_STD_RANGE
+        for name in ("log_std_init", "log_std_min", "log_std_max"):
+            need(lo <= getattr(self, name) <= hi,
+                 f"{name} must be in [{lo:g}, {hi:g}], got {getattr(self, name)}")
         need(self.log_std_min < self.log_std_max,
              f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
         need(self.diagnostics_every >= 0,
              f"diagnostics_every must be non-negative, got {self.diagnostics_every}")
         need(0 <= self.seed < 2**31, f"seed must be in [0, 2**31), got {self.seed}")
-        need(self.threads is None or self.threads >= 1,
-             f"threads must be at least 1 (or None), got {self.threads}")
+        need(self.threads is None or 1 <= self.threads <= MAX_THREADS,
+             f"threads must be in [1, {MAX_THREADS}] (or None), got {self.threads}")
         need(self.action_bound in ACTION_BOUNDS,
              f"action_bound must be one of {', '.join(ACTION_BOUNDS)}, "
              f"got {self.action_bound!r}")
@@ -214,7 +274,9 @@ class Config:
              f"got {self.vectorization!r}")
         need(self.on_nonfinite in NONFINITE,
              f"on_nonfinite must be one of {', '.join(NONFINITE)}, got {self.on_nonfinite!r}")
-        need(self.device in DEVICES or self.device.startswith("cuda:"),
+        need(self.device in DEVICES
+             or (self.device.startswith("cuda:") and self.device[5:].isdigit()
+                 and len(self.device) <= 9),
              f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
 
     @property
@@ -246,13 +308,20 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            raise PgradError(f"a config must be an object of settings, got "
+                             f"{type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise PgradError(f"unknown config keys: {', '.join(unknown)}")
+            raise PgradError(f"unknown config keys: {_short(unknown)}")
         data = dict(data)
-        if "hidden_sizes" in data:
-            data["hidden_sizes"] = tuple(int(h) for h in data["hidden_sizes"])
+        widths = data.get("hidden_sizes")
+        if isinstance(widths, list | tuple) and len(widths) <= MAX_LAYERS:
+            data["hidden_sizes"] = tuple(widths)
+        elif "hidden_sizes" in data:
+            raise PgradError(f"hidden_sizes must be a list of 1 to {MAX_LAYERS} widths, got "
+                             f"{_short(widths)}")
         if isinstance(data.get("env_packages"), list):
             data["env_packages"] = tuple(data["env_packages"])
         return cls(**data)

@@ -36,10 +36,6 @@ from torch import Tensor, nn
 from pgrad.checkpoint import space_to_dict
 from pgrad.errors import PgradError
 from pgrad.policies import (
-    BernoulliPolicy,
-    CategoricalPolicy,
-    GaussianPolicy,
-    MultiCategoricalPolicy,
     Policy,
     flat_observation_space,
 )
@@ -76,36 +72,6 @@ def require(format: str) -> None:
                              'pip install "pgrad[export]"')
 
 
-def _deterministic_action(policy: Policy, obs: Tensor) -> Tensor:
-    """Raw observations ``[B, *flat_obs_shape]`` → env-ready deterministic actions
-    ``[B, *action_shape]`` in the action space's dtype, in torch ops only (traceable, with
-    no data-dependent control flow)."""
-    x = policy.encoder(obs)
-    rms = policy.obs_rms
-    if rms is not None:  # the running statistics; x unchanged while nothing was seen
-        scaled = (x - rms.mean.to(x.dtype)) / rms.std.to(x.dtype)
-        x = torch.where(rms.count > 0, scaled.clamp(-rms.clip, rms.clip), x)
-    features = policy.backbone(x)
-    dtype = _torch_dtype(policy.action_space.dtype)
-    if isinstance(policy, CategoricalPolicy):
-        return (policy.logits_head(features).argmax(dim=-1) + policy.action_start).to(dtype)
-    if isinstance(policy, MultiCategoricalPolicy):
-        sizes = [int(n) for n in policy.action_space.nvec.ravel()]
-        logits = policy.logits_head(features).split(sizes, dim=-1)
-        modes = torch.stack([part.argmax(dim=-1) for part in logits], dim=-1) + policy.start
-        return modes.reshape(-1, *policy.action_shape).to(dtype)
-    if isinstance(policy, BernoulliPolicy):
-        return (policy._logits(features) > 0).to(dtype)
-    if isinstance(policy, GaussianPolicy):
-        mean = policy._mode(features)
-        if policy.action_bound == "tanh":
-            bounded = policy.low + (torch.tanh(mean) + 1.0) * (policy.high - policy.low) / 2.0
-        else:
-            bounded = torch.clamp(mean, policy.low, policy.high)
-        return bounded.to(dtype)
-    raise PgradError(f"cannot export a {type(policy).__name__}")
-
-
 class DeterministicPolicy(nn.Module):
     """``forward(obs [B, *flat_obs_shape]) → actions [B, *action_shape]``: the policy's
     deterministic action, normalisation, bounds and dtype casts included."""
@@ -115,7 +81,7 @@ class DeterministicPolicy(nn.Module):
         self.policy = policy
 
     def forward(self, obs: Tensor) -> Tensor:
-        return _deterministic_action(self.policy, obs)
+        return self.policy.deterministic_action(obs)
 
 
 def metadata(agent: Reinforce) -> dict[str, str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from pathlib import Path
 from typing import Any
+
+from pgrad import safeio
 
 __all__ = ["Logger"]
 
@@ -30,8 +33,11 @@ class Logger:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.run_dir / "progress.csv"
         self._writer: csv.DictWriter[str] | None = None
+        exists = self.csv_path.exists()
+        if exists:  # a FIFO or a device here would block the open below
+            safeio.check_file(self.csv_path, safeio.MAX_CSV_BYTES, "progress file")
         fieldnames = (_truncate_csv(self.csv_path, resume_step)
-                      if resume_step is not None and self.csv_path.is_file() else None)
+                      if resume_step is not None and exists else None)
         # closed in close()
         self._file = open(self.csv_path, "a" if fieldnames else "w", newline="")  # noqa: SIM115
         if fieldnames:
@@ -66,13 +72,13 @@ class Logger:
 
 def _truncate_csv(path: Path, last_step: int) -> list[str] | None:
     """Keep the rows of ``path`` up to ``last_step`` (rewritten atomically); its header."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
+    text = safeio.read_text(path, safeio.MAX_CSV_BYTES, "progress file")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         fieldnames = list(reader.fieldnames or [])
-        try:
-            rows = [row for row in reader if int(row["step"]) <= last_step]
-        except (KeyError, TypeError, ValueError):
-            return None  # not a progress file of ours: start a new one
+        rows = [row for row in reader if int(row["step"]) <= last_step]
+    except (KeyError, TypeError, ValueError, csv.Error):
+        return None  # not a progress file of ours: start a new one
     if "step" not in fieldnames:
         return None
     tmp = path.with_name(f".{path.name}.tmp")

@@ -20,6 +20,7 @@ Matplotlib is needed only to draw, and imported only then (``pip install "pgrad[
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from pgrad import safeio
 from pgrad.errors import PgradError
 
 __all__ = ["Run", "Summary", "bootstrap_ci", "group_runs", "interquartile_mean", "load_runs",
@@ -77,10 +79,11 @@ def load_runs(paths: list[Path]) -> list[Run]:
 def _load_run(path: Path) -> Run:
     config_file = path / "config.json"
     try:
-        config = json.loads(config_file.read_text()) if config_file.exists() else {}
-        with open(path / "progress.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, ValueError) as e:
+        config = (safeio.read_json(config_file, 2**20, "run config")
+                  if config_file.exists() else {})
+        text = safeio.read_text(path / "progress.csv", safeio.MAX_CSV_BYTES, "progress file")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except (OSError, ValueError, csv.Error) as e:
         raise PgradError(f"cannot read the run in {path}: {e}") from e
     if not isinstance(config, dict):
         raise PgradError(f"{config_file} is not a JSON object of settings")

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import pickle
+import resource
+import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +151,371 @@ def test_malformed_run_file_fails_in_one_line(run_dir: Path, tmp_path: Path, cap
     (copy / "model.safetensors").write_bytes((run_dir / "model.safetensors").read_bytes())
     (copy / "run.json").write_text("[1, 2")
     assert "run.json" in one_line_error(capsys, main(["train", "--resume", str(copy)]))
+
+
+# ---------------------------------------------------------------- the hostile corpus
+# Issue 13's corpus: crafted run directories, each given to ``pgrad eval DIR`` and
+# ``pgrad train --resume DIR`` (and ``pgrad plot DIR`` for the log files) in a child
+# process. Forking one warmed-up driver per command keeps ~100 runs at a few seconds in all
+# while every run is still a separate process: its exit code, its stderr, its peak memory
+# (``wait4``'s ``ru_maxrss``) and its time are its own. The driver runs under
+# ``RLIMIT_AS`` so that a regression (an 8 TiB allocation, /dev/zero read to the end)
+# fails here instead of taking the machine down, and every child has an alarm.
+
+MEMORY_LIMIT = 3 * 2**30
+CHILD_SECONDS = 20
+DRIVER = r"""
+import json, os, resource, signal, sys, time, traceback
+resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+import torch
+torch.set_num_threads(1)
+try:
+    from pgrad.tools.cli import main
+except ImportError:
+    from pgrad.cli import main
+import pgrad.agent  # warm every import a command needs, so each child starts at once
+torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+cases = json.load(open(sys.argv[1]))
+results = []
+for case in cases:
+    err = case["stderr"]
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        sys.stderr = os.fdopen(2, "w", buffering=1)
+        signal.alarm(CHILD_SECONDS)
+        try:
+            code = main(case["argv"])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stderr.flush()
+        os._exit(code)
+    _, status, usage = os.wait4(pid, 0)
+    results.append({"name": case["name"], "code": os.waitstatus_to_exitcode(status),
+                    "seconds": time.monotonic() - start, "maxrss_kb": usage.ru_maxrss,
+                    "stderr": open(err, errors="replace").read()})
+print(json.dumps(results))
+""".replace("MEMORY_LIMIT", str(MEMORY_LIMIT)).replace("CHILD_SECONDS", str(CHILD_SECONDS))
+
+
+def _tensors_and_meta(model: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(model), framework="pt") as f:
+        return (json.loads(f.metadata()["pgrad"]),
+                {k: f.get_tensor(k) for k in f.keys()})  # noqa: SIM118 (not a dict)
+
+
+def _raw_safetensors(header: dict, data: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def _first(tensors: dict) -> str:
+    return next(k for k in sorted(tensors) if k.startswith("policy."))
+
+
+def _retype(dtype: torch.dtype, value: complex | float | None = None):
+    def change(t: dict) -> None:
+        key = _first(t)
+        t[key] = (t[key].to(dtype) if value is None
+                  else torch.full(t[key].shape, value, dtype=dtype))
+    return change
+
+
+def _signed(change_meta=None, change_tensors=None):
+    def write(source: Path, target: Path) -> None:
+        rewrite_metadata(source, target, change_meta or (lambda m: None),
+                         change_tensors=change_tensors)
+    return write
+
+
+def _bytes(make):
+    return lambda source, target: target.write_bytes(make(source.read_bytes()))
+
+
+def _pickle_payload(source: Path, target: Path) -> None:
+    target.write_bytes(pickle.dumps({"policy": CreatesFileWhenUnpickled(
+        target.parent / "pwned")}))
+
+
+def _torch_payload(source: Path, target: Path) -> None:
+    torch.save({"policy": CreatesFileWhenUnpickled(target.parent / "pwned")}, target)
+
+
+def _huge_shape(source: Path, target: Path) -> None:
+    meta, _ = _tensors_and_meta(source)
+    target.write_bytes(_raw_safetensors({"__metadata__": {"pgrad": json.dumps(meta)},
+                                         "w": {"dtype": "F32", "shape": [2**40],
+                                               "data_offsets": [0, 4]}}, b"\0" * 4))
+
+
+def _offsets_past_the_end(source: Path, target: Path) -> None:
+    target.write_bytes(_raw_safetensors({"w": {"dtype": "F32", "shape": [2**30],
+                                               "data_offsets": [0, 2**32]}}, b"\0" * 8))
+
+
+def _metadata_text(text: str):
+    def write(source: Path, target: Path) -> None:
+        _, tensors = _tensors_and_meta(source)
+        save_file(tensors, str(target), metadata={"pgrad": text})
+    return write
+
+
+def _no_pgrad_metadata(source: Path, target: Path) -> None:
+    save_file({"w": torch.zeros(3)}, str(target), metadata={"other": "x"})
+
+
+def _edited_unsigned(source: Path, target: Path) -> None:
+    rewrite_metadata(source, target, lambda m: m.update(num_timesteps=7), resign=False)
+
+
+def _symlink_to_dev_zero(source: Path, target: Path) -> None:
+    target.symlink_to("/dev/zero")
+
+
+def _fifo(source: Path, target: Path) -> None:
+    os.mkfifo(target)
+
+
+def _directory(source: Path, target: Path) -> None:
+    target.mkdir()
+
+
+def _text(content: bytes):
+    return lambda source, target: target.write_bytes(content)
+
+
+def _group(**changes):
+    return _signed(lambda m: m["optimizer"]["param_groups"][0].update(changes))
+
+
+def _nested_tuple(depth: int) -> dict:
+    space: dict = {"type": "Discrete", "n": 2, "start": 0}
+    for _ in range(depth):
+        space = {"type": "Tuple", "spaces": [space]}
+    return space
+
+
+PCG_2_300 = [{"bit_generator": "PCG64", "state": {"state": 2**300, "inc": 1},
+              "has_uint32": 0, "uinteger": 0}]
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+# name → (file of the run directory it replaces, how to write it, commands it applies to)
+CHECKPOINT_COMMANDS = ("eval", "resume")
+CORPUS: dict[str, tuple[str, Any, tuple[str, ...]]] = {
+    "pickle-payload": ("model.safetensors", _pickle_payload, CHECKPOINT_COMMANDS),
+    "torch-zip-payload": ("model.safetensors", _torch_payload, CHECKPOINT_COMMANDS),
+    "truncated-half": ("model.safetensors", _bytes(lambda b: b[: len(b) // 2]),
+                       CHECKPOINT_COMMANDS),
+    "truncated-8-bytes": ("model.safetensors", _bytes(lambda b: b[:8]), CHECKPOINT_COMMANDS),
+    "empty": ("model.safetensors", _bytes(lambda b: b""), CHECKPOINT_COMMANDS),
+    "random-bytes": ("model.safetensors", _bytes(
+        lambda b: np.random.default_rng(0).bytes(4096)), CHECKPOINT_COMMANDS),
+    "header-length-2**62": ("model.safetensors", _bytes(
+        lambda b: struct.pack("<Q", 2**62) + b[8:]), CHECKPOINT_COMMANDS),
+    "header-length-negative": ("model.safetensors", _bytes(
+        lambda b: struct.pack("<q", -1) + b[8:]), CHECKPOINT_COMMANDS),
+    "shape-2**40": ("model.safetensors", _huge_shape, CHECKPOINT_COMMANDS),
+    "offsets-past-the-end": ("model.safetensors", _offsets_past_the_end, CHECKPOINT_COMMANDS),
+    "flipped-bit": ("model.safetensors", _bytes(
+        lambda b: b[:-5] + bytes([b[-5] ^ 0x10]) + b[-4:]), CHECKPOINT_COMMANDS),
+    "digest-mismatch": ("model.safetensors", _edited_unsigned, CHECKPOINT_COMMANDS),
+    "metadata-not-json": ("model.safetensors", _metadata_text("{not json"),
+                          CHECKPOINT_COMMANDS),
+    "metadata-nested-100000": ("model.safetensors", _metadata_text(DEEP.decode()),
+                               CHECKPOINT_COMMANDS),
+    "metadata-100000-digits": ("model.safetensors", _metadata_text(
+        '{"format": ' + "9" * 100_000 + "}"), CHECKPOINT_COMMANDS),
+    "metadata-config-mistyped": ("model.safetensors", _signed(
+        lambda m: m.update(config="CartPole")), CHECKPOINT_COMMANDS),
+    "metadata-counter-string": ("model.safetensors", _signed(
+        lambda m: m.update(num_updates="12")), CHECKPOINT_COMMANDS),
+    "future-version": ("model.safetensors", _signed(lambda m: m.update(format_version=3)),
+                       CHECKPOINT_COMMANDS),
+    "no-pgrad-metadata": ("model.safetensors", _no_pgrad_metadata, CHECKPOINT_COMMANDS),
+    "nan-weights": ("model.safetensors", _signed(change_tensors=_retype(
+        torch.float32, float("nan"))), CHECKPOINT_COMMANDS),
+    "complex64-nan-weights": ("model.safetensors", _signed(change_tensors=_retype(
+        torch.complex64, complex("nan+nanj"))), CHECKPOINT_COMMANDS),
+    "float64-weights": ("model.safetensors", _signed(change_tensors=_retype(torch.float64)),
+                        CHECKPOINT_COMMANDS),
+    "missing-tensor": ("model.safetensors", _signed(change_tensors=lambda t: t.pop(_first(t))),
+                       CHECKPOINT_COMMANDS),
+    "extra-tensor": ("model.safetensors", _signed(change_tensors=lambda t: t.update(
+        {"policy.extra": torch.zeros(2)})), CHECKPOINT_COMMANDS),
+    "num-timesteps-infinity": ("model.safetensors", _signed(
+        lambda m: m.update(num_timesteps=float("inf"))), CHECKPOINT_COMMANDS),
+    "num-timesteps-10**30": ("model.safetensors", _signed(
+        lambda m: m.update(num_timesteps=10**30)), CHECKPOINT_COMMANDS),
+    "float-generator-state": ("model.safetensors", _signed(change_tensors=lambda t: t.update(
+        {"agent.generator": torch.zeros(5056)})), CHECKPOINT_COMMANDS),
+    "env-rng-5": ("model.safetensors", _signed(
+        lambda m: m["rollout"].update(env_rng=5)), CHECKPOINT_COMMANDS),
+    "env-rng-2**300": ("model.safetensors", _signed(
+        lambda m: m["rollout"].update(env_rng=PCG_2_300)), CHECKPOINT_COMMANDS),
+    "multidiscrete-nvec-2**40": ("model.safetensors", _signed(lambda m: m.update(
+        action_space={"type": "MultiDiscrete", "nvec": [2**40], "start": [0],
+                      "dtype": "int64"})), CHECKPOINT_COMMANDS),
+    "multi-gb-policy": ("model.safetensors", _signed(lambda m: (
+        m["config"].update(hidden_sizes=[8192]), m.update(action_space={
+            "type": "MultiDiscrete", "nvec": [2**20] * 4, "start": [0] * 4,
+            "dtype": "int64"}))), CHECKPOINT_COMMANDS),
+    "discrete-n-2**70": ("model.safetensors", _signed(
+        lambda m: m["action_space"].update(n=2**70)), CHECKPOINT_COMMANDS),
+    "dict-malformed-child": ("model.safetensors", _signed(lambda m: m.update(
+        observation_space={"type": "Dict", "spaces": {"a": {"type": "Box"}}})),
+        CHECKPOINT_COMMANDS),
+    "tuple-nested-400": ("model.safetensors", _signed(
+        lambda m: m.update(observation_space=_nested_tuple(400))), CHECKPOINT_COMMANDS),
+    "config-num-envs-2**31": ("model.safetensors", _signed(
+        lambda m: m["config"].update(num_envs=2**31)), CHECKPOINT_COMMANDS),
+    "config-log-std-nan": ("model.safetensors", _signed(
+        lambda m: m["config"].update(log_std_init=float("nan"))), CHECKPOINT_COMMANDS),
+    "optimizer-lr-negative": ("model.safetensors", _group(lr=-0.01), CHECKPOINT_COMMANDS),
+    "optimizer-lr-string": ("model.safetensors", _group(lr="abc"), CHECKPOINT_COMMANDS),
+    "optimizer-unknown-key": ("model.safetensors", _group(nesterov=True), CHECKPOINT_COMMANDS),
+    "checkpoint-symlink-dev-zero": ("model.safetensors", _symlink_to_dev_zero,
+                                    CHECKPOINT_COMMANDS),
+    "checkpoint-fifo": ("model.safetensors", _fifo, CHECKPOINT_COMMANDS),
+    "checkpoint-directory": ("model.safetensors", _directory, ("resume",)),
+    "config-json-fifo": ("config.json", _fifo, ("resume", "plot")),
+    "config-json-dev-zero": ("config.json", _symlink_to_dev_zero, ("resume", "plot")),
+    "config-json-directory": ("config.json", _directory, ("resume", "plot")),
+    "config-json-nested-100000": ("config.json", _text(DEEP), ("resume", "plot")),
+    "run-json-total-infinity": ("run.json", _text(b'{"total_timesteps": Infinity}'),
+                                ("resume",)),
+    "run-json-total-1e300": ("run.json", _text(b'{"total_timesteps": 1e300}'), ("resume",)),
+    "run-json-nested-100000": ("run.json", _text(DEEP), ("resume",)),
+    "run-json-invalid-utf8": ("run.json", _text(b'{"stop_return": "\xff\xfe"}'),
+                              ("resume",)),
+    "run-json-fifo": ("run.json", _fifo, ("resume",)),
+    "run-json-dev-zero": ("run.json", _symlink_to_dev_zero, ("resume",)),
+    "run-json-2-mb": ("run.json", _text(b'{"a": "' + b"x" * 2**21 + b'"}'), ("resume",)),
+    "progress-csv-invalid-utf8": ("progress.csv", _text(b"step,x\n1,\xff\n"),
+                                  ("resume", "plot")),
+    "progress-csv-200-kb-field": ("progress.csv", _text(
+        b'step,x\n1,"' + b"9" * 200_000 + b'"\n'), ("plot",)),
+    "progress-csv-fifo": ("progress.csv", _fifo, ("resume", "plot")),
+    "progress-csv-dev-zero": ("progress.csv", _symlink_to_dev_zero, ("resume", "plot")),
+}
+COMMANDS = {"eval": lambda d: ["eval", str(d), "--episodes", "1"],
+            "resume": lambda d: ["train", "--resume", str(d), "--no-progress",
+                                 "--no-tensorboard", "--total-timesteps", "600"],
+            "plot": lambda d: ["plot", str(d), "--out", str(d / "curves.png")]}
+
+
+def run_corpus(cases: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    """Run each case's argv through the CLI in a child of one driver process (above)."""
+    spec = folder / "cases.json"
+    spec.write_text(json.dumps(cases))
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(spec)], capture_output=True,
+                          text=True, timeout=30 + CHILD_SECONDS * len(cases), check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_corpus(run_dir: Path, root: Path) -> list[dict[str, Any]]:
+    cases = []
+    for name, (file, write, commands) in CORPUS.items():
+        for command in commands:
+            folder = root / f"{name}-{command}"
+            shutil.copytree(run_dir, folder, ignore=shutil.ignore_patterns("events.*"))
+            (folder / file).unlink()
+            write(run_dir / file, folder / file)
+            cases.append({"name": f"{name}/{command}", "argv": COMMANDS[command](folder),
+                          "stderr": str(root / f"{name}-{command}.err"),
+                          "marker": str(folder / "pwned")})
+    return cases
+
+
+def test_hostile_corpus_each_refused_in_one_line(run_dir: Path, tmp_path: Path) -> None:
+    """Issue 13's must-show: every crafted run directory, through the real CLI in its own
+    process, exits 2 with one line on stderr, no traceback, no code run, bounded memory and
+    time. The untouched run, through the same harness, evaluates and exits 0."""
+    cases = build_corpus(run_dir, tmp_path)
+    control = {"name": "control/eval", "argv": COMMANDS["eval"](run_dir),
+               "stderr": str(tmp_path / "control.err"), "marker": str(tmp_path / "none")}
+    results = run_corpus([control, *cases], tmp_path)
+    assert results[0]["code"] == 0, results[0]
+    failures = []
+    for case, result in zip(cases, results[1:], strict=True):
+        lines = result["stderr"].strip().splitlines()
+        if (result["code"] != 2 or len(lines) != 1 or "Traceback" in result["stderr"]
+                or Path(case["marker"]).exists() or result["seconds"] > CHILD_SECONDS):
+            failures.append(f"{case['name']}: exit {result['code']}: {result['stderr'][-500:]}")
+    refused = len(cases) - len(failures)
+    peak = max(r["maxrss_kb"] for r in results) / 1024
+    executed = sum(Path(c["marker"]).exists() for c in cases)
+    tracebacks = sum("Traceback" in r["stderr"] for r in results)
+    print(f"\nhostile corpus: {len(CORPUS)} variants, {len(cases)} runs, {refused} refused in "
+          f"one line (exit 2), tracebacks {tracebacks}, code executed {executed}, peak memory "
+          f"{peak:.0f} MiB (limit {MEMORY_LIMIT // 2**20} MiB), slowest "
+          f"{max(r['seconds'] for r in results):.1f} s")
+    assert failures == []
+    assert peak < 2048
+    assert len(CORPUS) >= 30
+
+
+def test_resume_with_a_fifo_config_does_not_block(run_dir: Path, tmp_path: Path) -> None:
+    """Issue 13: a ``config.json`` that is a FIFO blocked ``pgrad train --resume`` forever.
+    End to end, as a user runs it (``python -m pgrad``), under a memory limit."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("events.*"))
+    (copy / "config.json").unlink()
+    os.mkfifo(copy / "config.json")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    proc = subprocess.run([sys.executable, "-m", "pgrad", "train", "--resume", str(copy),
+                           "--no-progress"], capture_output=True, text=True, timeout=120,
+                          check=False, preexec_fn=limit)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "config.json is a FIFO" in lines[0] and "Traceback" not in proc.stderr
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2**21  # KiB: < 2 GiB
+
+
+ABSURD_OPTIONS = {
+    "hidden-sizes-999999999999": (["--hidden-sizes", "999999999999"], "hidden_sizes"),
+    "hidden-sizes-multi-gb": (["--hidden-sizes", "16384", "16384", "16384"], "hidden_sizes"),
+    "num-envs-2**31": (["--num-envs", "2147483648"], "num_envs"),
+    "n-steps-99999999999": (["--n-steps", "99999999999"], "n_steps"),
+    "batch-episodes-2**40": (["--batch-episodes", str(2**40)], "batch_episodes"),
+    "log-std-init-nan": (["--log-std-init", "nan"], "log_std_init"),
+    "log-std-1e308": (["--log-std-init", "1e308", "--log-std-max", "1e308"], "log_std"),
+    "lr-inf": (["--lr", "inf"], "learning_rate"),
+    "gamma-nan": (["--gamma", "nan"], "gamma"),
+    "max-grad-norm-nan": (["--max-grad-norm", "nan"], "max_grad_norm"),
+    "ent-coef-inf": (["--ent-coef", "inf"], "ent_coef"),
+    "value-steps-10**12": (["--value-steps", str(10**12)], "value_steps"),
+    "threads-2**31": (["--threads", "2147483648"], "threads"),
+    "diagnostics-every-10**30": (["--diagnostics-every", str(10**30)], "diagnostics_every"),
+}
+
+
+def test_absurd_sizes_and_values_are_refused_before_anything_is_built(tmp_path: Path) -> None:
+    """``pgrad train`` with sizes that would take the machine's memory, or values that are
+    not finite, is refused in one line by Config's checks: each run in its own process
+    under RLIMIT_AS, so a regression that allocates cannot take the machine down."""
+    cases = [{"name": name, "argv": ["train", LINEWALK_ID, "--out", str(tmp_path / name),
+                                     "--no-progress", "--no-tensorboard", *args],
+              "stderr": str(tmp_path / f"{name}.err"), "marker": str(tmp_path / "none")}
+             for name, (args, _) in ABSURD_OPTIONS.items()]
+    results = run_corpus(cases, tmp_path)
+    for (name, (_, field)), result in zip(ABSURD_OPTIONS.items(), results, strict=True):
+        lines = result["stderr"].strip().splitlines()
+        assert result["code"] == 2 and len(lines) == 1, (name, result)
+        assert field in lines[0] and "Traceback" not in result["stderr"], (name, lines)
+        assert not (tmp_path / name).exists()  # refused before the run directory is made
 
 
 # ---------------------------------------------------------------- misbehaving envs
