@@ -10,6 +10,7 @@ It has a single-env class and a native vectorised one (used by ``make_vec``).
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 LINEWALK_ID = "pgrad/LineWalk-v0"
-VECTORIZATIONS = ("auto", "native", "sync", "async")
+VECTORIZATIONS = ("auto", "native", "sync", "async", "envpool")
 EnvSource = str | Callable[[], gym.Env]
 """An environment as users give it: a registered Gymnasium id, or a callable making one."""
 
@@ -181,8 +182,9 @@ def make_vec_env(
 
     ``vectorization``: ``native`` uses the env's own vectorised implementation (Gymnasium's
     ``vector_entry_point``; CartPole and LineWalk have one), ``sync`` steps N single envs in
-    this process, ``async`` in N subprocesses (for slow envs), and ``auto`` takes native where
-    it exists, sync otherwise.
+    this process, ``async`` in N subprocesses (for slow envs), ``envpool`` in EnvPool's C++
+    thread pool (:mod:`pgrad.envpool`), and ``auto`` takes native where it exists, EnvPool
+    where :func:`pgrad.envpool.auto_supported` says so (printing one line), sync otherwise.
     """
     if vectorization not in VECTORIZATIONS:
         raise PgradError(
@@ -195,6 +197,10 @@ def make_vec_env(
             raise PgradError("vectorization 'native' needs a registered env id, not a callable")
         cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
         vec: VectorEnv = cls([env] * num_envs)
+    elif vectorization == "envpool" or (vectorization == "auto" and _auto_envpool(env)):
+        from pgrad.envpool import EnvPoolVectorEnv
+        check_env_id(env)
+        vec = EnvPoolVectorEnv(env, num_envs, **env_kwargs)
     else:
         check_env_id(env)
         has_native = gym.spec(env).vector_entry_point is not None
@@ -217,6 +223,22 @@ def make_vec_env(
     return vec
 
 
+def _auto_envpool(env_id: str) -> bool:
+    """Whether ``auto`` serves ``env_id`` with EnvPool; says so once per id."""
+    from pgrad.envpool import auto_supported
+    if env_id not in gym.registry or gym.spec(env_id).vector_entry_point is not None:
+        return False
+    if not auto_supported(env_id):
+        return False
+    if env_id not in _ANNOUNCED:
+        _ANNOUNCED.add(env_id)
+        print(f"pgrad: vectorization auto uses envpool for {env_id}", file=sys.stderr)
+    return True
+
+
+_ANNOUNCED: set[str] = set()
+
+
 # ---------------------------------------------------------------------- RNG states
 def env_name(envs: VectorEnv) -> str:
     """A vector env's id for messages (its spec's id, else its single env's class name)."""
@@ -233,7 +255,7 @@ def env_name(envs: VectorEnv) -> str:
 def _env_generators(envs: VectorEnv) -> list[np.random.Generator] | None:
     """The NumPy generators behind a vector env (through its wrappers); None for async."""
     base = envs.unwrapped
-    if isinstance(base, gym.vector.AsyncVectorEnv):
+    if isinstance(base, gym.vector.AsyncVectorEnv) or getattr(base, "external_rng", False):
         return None
     if isinstance(base, gym.vector.SyncVectorEnv):
         return [e.unwrapped.np_random for e in base.envs]
