@@ -5,7 +5,9 @@ vectorization=backend, n_steps=max(4, 256 // N))`` (about 256 transitions per up
 update's share per step is the same at every N), the vector env built and one batch learned
 outside the timing, then ``learn`` for at least ``--seconds`` of wall time; then the same
 vector env alone, stepped with random actions for half as long ("env only": the bound on
-training throughput with that backend). Env steps count
+training throughput with that backend). Each cell also records CPU µs per env step (this
+process's threads, EnvPool's included, plus an async env's workers): on a shared machine
+wall-clock rates swing with the load, CPU time per step much less. Env steps count
 every row of every batch (reset steps included): steps/s = env steps ÷ seconds. One torch
 thread (pgrad's default). Stable-Baselines3 A2C (``MlpPolicy``, its default ``n_steps=5``,
 8 envs in a ``DummyVecEnv``, one torch thread: its fastest setting on 2 cores) is timed on
@@ -120,6 +122,24 @@ def machine_info(argv: list[str]) -> dict[str, Any]:
     }
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(envs: gym.vector.VectorEnv | None = None) -> float:
+    """CPU seconds used so far by this process (all threads, EnvPool's included) and by an
+    async vector env's worker processes."""
+    total = time.process_time()
+    base = None if envs is None else envs.unwrapped
+    for proc in getattr(base, "processes", []) if isinstance(
+            base, gym.vector.AsyncVectorEnv) else []:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def pgrad_cell(env_id: str, backend: str, num_envs: int, seconds: float) -> dict[str, Any]:
     """Steps/s of ``Reinforce.learn`` with one backend and env count."""
     n_steps = max(4, 256 // num_envs)
@@ -140,31 +160,35 @@ def pgrad_cell(env_id: str, backend: str, num_envs: int, seconds: float) -> dict
         return batch
 
     setattr(collector, "collect", counting_collect)  # noqa: B010  (instance override)
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(collector.envs), time.perf_counter()
     while time.perf_counter() - start < seconds:
         agent.learn(per_learn, tensorboard=False)
     elapsed = time.perf_counter() - start
+    cpu = cpu_seconds(collector.envs) - cpu
     agent.close()
     return {"env_steps": stepped, "seconds": elapsed, "steps_per_s": stepped / elapsed,
-            "build_s": build_s, "n_steps": n_steps}
+            "cpu_us_per_step": 1e6 * cpu / stepped, "build_s": build_s, "n_steps": n_steps}
 
 
-def env_only_cell(env_id: str, backend: str, num_envs: int, seconds: float) -> float:
-    """Steps/s of the vector env alone, stepped with random actions (no policy, no update):
-    the bound on what training can reach with this backend."""
+def env_only_cell(env_id: str, backend: str, num_envs: int,
+                  seconds: float) -> dict[str, float]:
+    """Steps/s and CPU µs per step of the vector env alone, stepped with random actions (no
+    policy, no update): the bound on what training can reach with this backend."""
     envs = pgrad.make_vec_env(env_id, num_envs, backend)
     envs.action_space.seed(0)
     actions = [envs.action_space.sample() for _ in range(64)]
     envs.reset(seed=0)
     for a in actions[:8]:
         envs.step(a)
-    calls, start = 0, time.perf_counter()
+    calls, cpu, start = 0, cpu_seconds(envs), time.perf_counter()
     while time.perf_counter() - start < seconds:
         envs.step(actions[calls % 64])
         calls += 1
     elapsed = time.perf_counter() - start
+    cpu = cpu_seconds(envs) - cpu
     envs.close()
-    return calls * num_envs / elapsed
+    return {"env_only_steps_per_s": calls * num_envs / elapsed,
+            "env_only_cpu_us_per_step": 1e6 * cpu / (calls * num_envs)}
 
 
 def sb3_cell(task: str, env_id: str, seconds: float, num_envs: int = 8) -> dict[str, Any]:
@@ -198,39 +222,76 @@ def available(task: str, env_id: str, backend: str) -> str | None:
     return None
 
 
+def projection(task_rows: list[dict[str, Any]], counts: list[int],
+               cores: int = 16) -> list[str]:
+    """Training steps/s projected to ``cores`` free cores from CPU time per step (a model,
+    not a measurement): a Python-stepped backend runs env, act and update in one thread,
+    ``1e6 / cpu_us_per_step``; EnvPool spreads the env's share over ``min(N, cores)``
+    threads while the rest stays serial, ``1e6 / (train − env + env / min(N, cores))``."""
+    out = []
+    for n in counts:
+        cells = {r["backend"]: r for r in task_rows
+                 if r["num_envs"] == n and "cpu_us_per_step" in r}
+        serial = [cells[b]["cpu_us_per_step"] for b in ("native", "sync") if b in cells]
+        pool = cells.get("envpool")
+        if n < 8 or not serial or pool is None:
+            continue
+        env = pool["env_only_cpu_us_per_step"]
+        rest = max(pool["cpu_us_per_step"] - env, 0.0)
+        best_serial = 1e6 / min(serial)
+        projected = 1e6 / (rest + env / min(n, cores))
+        out += [f"N={n}, projected to {cores} free cores: best of native/sync "
+                f"{best_serial:,.0f}, envpool {projected:,.0f} steps/s "
+                f"({projected / best_serial:.1f}×; EnvPool's env share "
+                f"{env / max(pool['cpu_us_per_step'], env):.0%} of its CPU per step)"]
+    return out
+
+
+def _row(label: str, cells: dict[int, dict[str, Any]], key: str, counts: list[int],
+         fmt: str) -> str:
+    return f"| {label} | " + " | ".join(
+        format(cells[n][key], fmt) if key in cells.get(n, {}) else "—" for n in counts) + " |"
+
+
 def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]],
                 sb3: dict[str, dict[str, Any]], counts: list[int]) -> str:
-    """The results as Markdown tables (analysis is added by hand below them)."""
+    """The results as Markdown: per task, steps/s (training, env only), CPU µs per env step,
+    envpool's ratio to the best Gymnasium backend and the 16-core projection."""
     lines = ["# Throughput: env steps/s while training, per vectorisation backend", "",
              f"Command: `{info['command']}`  ", f"Date: {info['date_utc']}  ",
              f"Machine: {info['cpu']}, {info['cores']} cores, {info['os']}  ",
              f"Versions: Python {info['python']}, pgrad {info['pgrad']} (git {info['git']}), "
              + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v) + "  ",
-             f"Load average (1, 5, 15 min) at start {info['load_avg_start']}, at end "
-             f"{info['load_avg_end']}: the machine was shared, the figures are rough.", ""]
+             "Load average (1, 5, 15 min) at start "
+             + ", ".join(f"{x:.1f}" for x in info["load_avg_start"]) + ", at end "
+             + ", ".join(f"{x:.1f}" for x in info["load_avg_end"])
+             + f" on {info['cores']} cores: the machine was shared, the figures are rough.", "",
+             "Rows: env steps/s while `Reinforce.learn` trains (N envs, n_steps = max(4, "
+             "256 // N)); *env only*: the vector env stepped with random actions; *CPU "
+             "µs/step*: CPU time (all threads and worker processes) per env step. One torch "
+             "thread. SB3 A2C: `MlpPolicy`, 8 envs, `DummyVecEnv`, one torch thread.", ""]
+    header = ["| | " + " | ".join(f"N={n}" for n in counts) + " |",
+              "|---|" + "---:|" * len(counts)]
     for task, env_id in TASKS.items():
-        task_rows = [r for r in rows if r["task"] == task]
+        task_rows = [r for r in rows if r["task"] == task and "skipped" not in r]
         if not task_rows:
             continue
-        lines += [f"## {env_id}", "", "| backend | " + " | ".join(f"N={n}" for n in counts)
-                  + " |", "|---|" + "---:|" * len(counts)]
-        for backend in BACKENDS:
-            cells = {r["num_envs"]: r for r in task_rows if r["backend"] == backend}
-            if not cells:
-                continue
-            lines.append(f"| {backend} | " + " | ".join(
-                f"{cells[n]['steps_per_s']:,.0f}" if "steps_per_s" in cells.get(n, {})
-                else cells.get(n, {}).get("skipped", "—") for n in counts) + " |")
-        for backend in BACKENDS:
-            cells = {r["num_envs"]: r for r in task_rows if r["backend"] == backend}
-            if any("env_only_steps_per_s" in c for c in cells.values()):
-                lines.append(f"| {backend}, env only | " + " | ".join(
-                    f"{cells[n]['env_only_steps_per_s']:,.0f}"
-                    if "env_only_steps_per_s" in cells.get(n, {}) else "—" for n in counts)
-                    + " |")
+        by_backend = {b: {r["num_envs"]: r for r in task_rows if r["backend"] == b}
+                      for b in BACKENDS}
+        by_backend = {b: c for b, c in by_backend.items() if c}
+        lines += [f"## {env_id}", "", *header]
+        for key, what, fmt in (("steps_per_s", "steps/s, training", ",.0f"),
+                               ("env_only_steps_per_s", "steps/s, env only", ",.0f"),
+                               ("cpu_us_per_step", "CPU µs/step, training", ",.1f"),
+                               ("env_only_cpu_us_per_step", "CPU µs/step, env only", ",.1f")):
+            for backend, cells in by_backend.items():
+                lines.append(_row(f"{backend}, {what}", cells, key, counts, fmt))
         if task in sb3:
-            lines.append(f"| SB3 A2C (N={sb3[task]['num_envs']}) | "
-                         + f"{sb3[task]['steps_per_s']:,.0f} |" + " |" * (len(counts) - 1))
+            lines.append(f"| SB3 A2C (N={sb3[task]['num_envs']}), steps/s, training | "
+                         + " | ".join(f"{sb3[task]['steps_per_s']:,.0f}"
+                                      if n == sb3[task]["num_envs"] else "" for n in counts)
+                         + " |")
+        lines.append("")
         for n in counts:
             ratios = []
             for key, what in (("steps_per_s", "training"), ("env_only_steps_per_s", "env only")):
@@ -241,7 +302,8 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]],
                 if gym_best and pool:
                     ratios.append(f"{pool / gym_best:.2f}× {what}")
             if ratios:
-                lines += ["", f"N={n}: envpool ÷ best Gymnasium backend = {', '.join(ratios)}"]
+                lines.append(f"- N={n}: envpool ÷ best Gymnasium backend = {', '.join(ratios)}")
+        lines += [f"- {line}" for line in projection(task_rows, counts)]
         lines.append("")
     return "\n".join(lines)
 
@@ -255,7 +317,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="timed seconds per measurement (after a warm-up batch)")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 A2C reference")
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput.md")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="only rewrite --out's Markdown from a saved results JSON")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        counts = sorted({r["num_envs"] for r in saved["pgrad"]})
+        args.out.write_text(to_markdown(saved["machine"], saved["pgrad"], saved["sb3_a2c"],
+                                        counts) + "\n")
+        print(f"wrote {args.out}")
+        return
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     register_pong()
@@ -271,8 +342,7 @@ def main(argv: list[str] | None = None) -> None:
                 why = available(task, env_id, backend)
                 if why is None:
                     row.update(pgrad_cell(env_id, backend, n, args.seconds))
-                    row["env_only_steps_per_s"] = env_only_cell(env_id, backend, n,
-                                                                args.seconds / 2)
+                    row.update(env_only_cell(env_id, backend, n, args.seconds / 2))
                 else:
                     row["skipped"] = why
                 rows.append(row)

@@ -113,7 +113,8 @@ class Config:
     log_std_max: float = field(default=2.0, metadata=_help("Gaussian policies: log-std cap."))
     vectorization: str = field(default="auto", metadata=_help(
         "Vector env: 'native' (the env's own vectorised version), 'sync', 'async' "
-        "(subprocesses), or 'auto' (native where it exists, else sync)."))
+        "(subprocesses), 'envpool' (EnvPool's C++ thread pool, extra [envpool]), or 'auto' "
+        "(native where it exists, envpool for the envs it is verified on, else sync)."))
     threads: int | None = field(default=1, metadata=_help(
         "Torch CPU threads while training (None: leave torch's setting). One thread is "
         "fastest for small MLPs and never oversubscribes a busy machine."))

@@ -27,8 +27,9 @@ What EnvPool does (``env_type="gymnasium"``, checked on envpool 1.2.5 against Gy
   maps a preprocessed Pong this way).
 
 ``auto`` (see :func:`auto_supported`) picks EnvPool only for the families in
-:data:`AUTO_FAMILIES` whose semantics the tests verify, and only where the env has no native
-vectorised implementation. Classic-control envs are left to native / sync: their steps cost
+:data:`AUTO_FAMILIES` whose semantics the tests verify, only where the env has no native
+vectorised implementation, and only for 2 or more envs (with one, EnvPool's hand-off to its
+worker thread cost more CPU per step than Gymnasium's in-process step). Classic-control envs are left to native / sync: their steps cost
 microseconds, so EnvPool gains little, and their seeded results then stay the same whether
 or not EnvPool is installed.
 

@@ -197,7 +197,7 @@ def make_vec_env(
             raise PgradError("vectorization 'native' needs a registered env id, not a callable")
         cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
         vec: VectorEnv = cls([env] * num_envs)
-    elif vectorization == "envpool" or (vectorization == "auto" and _auto_envpool(env)):
+    elif vectorization == "envpool" or (vectorization == "auto" and _auto_envpool(env, num_envs)):
         from pgrad.envpool import EnvPoolVectorEnv
         check_env_id(env)
         vec = EnvPoolVectorEnv(env, num_envs, **env_kwargs)
@@ -223,10 +223,12 @@ def make_vec_env(
     return vec
 
 
-def _auto_envpool(env_id: str) -> bool:
-    """Whether ``auto`` serves ``env_id`` with EnvPool; says so once per id."""
+def _auto_envpool(env_id: str, num_envs: int) -> bool:
+    """Whether ``auto`` serves ``env_id`` with EnvPool (never for one env: nothing to run in
+    parallel); says so once per id."""
     from pgrad.envpool import auto_supported
-    if env_id not in gym.registry or gym.spec(env_id).vector_entry_point is not None:
+    if (num_envs < 2 or env_id not in gym.registry
+            or gym.spec(env_id).vector_entry_point is not None):
         return False
     if not auto_supported(env_id):
         return False

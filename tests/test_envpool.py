@@ -203,6 +203,9 @@ def test_auto_uses_envpool_only_for_verified_families(monkeypatch: pytest.Monkey
         vec = pgrad.make_vec_env(env_id, 2, "auto")
         assert not isinstance(vec, pe.EnvPoolVectorEnv)
         vec.close()
+    vec = pgrad.make_vec_env("LunarLander-v3", 1, "auto")  # one env: nothing in parallel
+    assert not isinstance(vec, pe.EnvPoolVectorEnv)
+    vec.close()
     vec = pgrad.make_vec_env("Acrobot-v1", 2, "envpool")  # but served on request
     assert isinstance(vec, pe.EnvPoolVectorEnv)
     vec.close()
