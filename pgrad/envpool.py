@@ -60,13 +60,13 @@ __all__ = [
 ]
 
 AUTO_FAMILIES: dict[str, tuple[str, ...]] = {
-    "mujoco": ("HalfCheetah-v5",),
+    "mujoco": ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"),
     "box2d": ("LunarLander-v3",),
 }
 """Gymnasium ids for which ``auto`` picks EnvPool (when installed): families whose autoreset,
 termination, truncation, seeding and spaces the tests check against Gymnasium. Other
 MuJoCo and Box2D ids are served by ``vectorization="envpool"`` but not picked by ``auto``
-(Hopper-v5's episode lengths under zero actions differed from Gymnasium's in a small check)."""
+until a test checks them."""
 
 _SAME_IDS = frozenset({
     "CartPole-v0", "CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0",

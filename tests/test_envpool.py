@@ -157,6 +157,33 @@ def test_mujoco_truncation_matches_gymnasium() -> None:
 
 
 @needs_envpool
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id, action_dim, z_range, angle_limit",
+                         [("Hopper-v5", 3, (0.7, np.inf), 0.2),
+                          ("Walker2d-v5", 6, (0.8, 2.0), 1.0)])
+def test_mujoco_terminations_match_gymnasium(env_id: str, action_dim: int,
+                                             z_range: tuple[float, float],
+                                             angle_limit: float) -> None:
+    """Zero actions: the robot falls; EnvPool ends episodes in the same unhealthy states
+    (height ``obs[0]`` out of range or torso angle ``obs[1]`` too large) after
+    Gymnasium's number of steps, in distribution."""
+    pytest.importorskip("mujoco")
+    actions = [np.zeros((16, action_dim), dtype=np.float32)] * 600
+    pool = _play(pe.EnvPoolVectorEnv(env_id, 16), actions)
+    ref = _play(_gym_vec(env_id, 16), actions)
+    a, b = _lengths(pool), _lengths(ref)
+    assert len(a) > 40 and len(b) > 40
+    assert abs(a.mean() - b.mean()) < 0.05 * b.mean()
+    for run in (pool, ref):
+        assert not run["trunc"].any() and (run["rew"][run["reset"]] == 0).all()
+        obs = run["obs"][1:]
+        unhealthy = ((obs[..., 0] <= z_range[0]) | (obs[..., 0] >= z_range[1])
+                     | (np.abs(obs[..., 1]) >= angle_limit))
+        assert unhealthy[run["term"]].all()
+        assert not unhealthy[~run["term"] & ~run["reset"]].any()
+
+
+@needs_envpool
 def test_box2d_episode_lengths_match_gymnasium() -> None:
     pytest.importorskip("Box2D")
     actions = [np.zeros(16, dtype=np.int64)] * 300
@@ -199,7 +226,10 @@ def test_auto_uses_envpool_only_for_verified_families(monkeypatch: pytest.Monkey
         assert isinstance(vec, pe.EnvPoolVectorEnv)
         vec.close()
     assert capsys.readouterr().err.count("vectorization auto uses envpool for LunarLander") == 1
-    for env_id in ("CartPole-v1", "Pendulum-v1", "Acrobot-v1"):  # classic control: not auto
+    vec = pgrad.make_vec_env("Walker2d-v5", 2, "auto")  # the verified MuJoCo ids
+    assert isinstance(vec, pe.EnvPoolVectorEnv)
+    vec.close()
+    for env_id in ("CartPole-v1", "Pendulum-v1", "Acrobot-v1", "Ant-v5"):  # not verified
         vec = pgrad.make_vec_env(env_id, 2, "auto")
         assert not isinstance(vec, pe.EnvPoolVectorEnv)
         vec.close()
