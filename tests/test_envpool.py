@@ -199,7 +199,7 @@ def test_box2d_episode_lengths_match_gymnasium() -> None:
 
 @needs_envpool
 @pytest.mark.slow
-def test_training_end_to_end_is_reproducible() -> None:
+def test_training_end_to_end_is_reproducible(tmp_path: Any) -> None:
     def run() -> pgrad.Reinforce:
         agent = pgrad.Reinforce("CartPole-v1", vectorization="envpool", num_envs=4,
                                 batch_episodes=4, seed=3)
@@ -214,6 +214,11 @@ def test_training_end_to_end_is_reproducible() -> None:
         assert p.equal(q)
     result = pgrad.evaluate(a, episodes=3, vectorization="envpool")
     assert result.episodes == 3 and (result.lengths >= 8).all()
+    path = a.save(tmp_path / "agent")  # a checkpoint without env random state resumes
+    resumed = pgrad.Reinforce.load(path, env="CartPole-v1")
+    resumed.learn(200, tensorboard=False)
+    assert resumed.num_timesteps >= a.num_timesteps + 200
+    assert isinstance(resumed.collector.envs, pe.EnvPoolVectorEnv)
 
 
 @needs_envpool
