@@ -148,7 +148,10 @@ class EnvPoolVectorEnv(VectorEnv):
         self._pool_kwargs = {**kwargs, **pool_kwargs, "num_threads": num_threads}
         self.num_envs = num_envs
         self.spec = gym.spec(env_id)
-        reference = gym.make(env_id)
+        try:
+            reference = gym.make(env_id)
+        except (gym.error.Error, ImportError) as e:
+            raise PgradError(f"cannot make {env_id} for its spaces: {e}") from e
         self.single_observation_space = reference.observation_space
         self.single_action_space = reference.action_space
         reference.close()
@@ -193,7 +196,7 @@ class EnvPoolVectorEnv(VectorEnv):
         """Reset every sub-env; ``seed`` (an int: sub-env i gets ``seed + i``) rebuilds the
         pool."""
         if isinstance(seed, list):
-            if seed != list(range(seed[0], seed[0] + self.num_envs)):
+            if not seed or seed != list(range(seed[0], seed[0] + self.num_envs)):
                 raise PgradError("vectorization 'envpool' seeds sub-env i with seed + i; "
                                  "give one int seed")
             seed = seed[0]

@@ -117,6 +117,10 @@ def test_seeding_follows_gymnasium_convention() -> None:
                                   _play(pe.EnvPoolVectorEnv("CartPole-v1", 2), actions, 9)["obs"])
     with pytest.raises(PgradError, match="seed"):
         pe.EnvPoolVectorEnv("CartPole-v1", 2).reset(seed=[3, 7])
+    with pytest.raises(PgradError, match="seed"):
+        pe.EnvPoolVectorEnv("CartPole-v1", 2).reset(seed=[])
+    listed, _ = pe.EnvPoolVectorEnv("CartPole-v1", 2).reset(seed=[5, 6])  # Gymnasium's form
+    np.testing.assert_array_equal(listed, first)
 
 
 @needs_envpool
