@@ -20,18 +20,18 @@ What EnvPool does (``env_type="gymnasium"``, checked on envpool 1.2.5 against Gy
   (EnvPool reports ``[tiny, huge]`` bounds for Box2D observations and float64 MuJoCo
   actions); actions are cast to the dtype EnvPool wants.
 * Atari: Gymnasium's ``ALE/<Game>-v5`` is served by EnvPool's ``<Game>-v5`` configured like
-  it (210×160 RGB frames, channels last, frame skip 4, sticky actions 0.25, no no-op starts,
-  full episodes, unclipped rewards). EnvPool max-pools the last two frames of each skip,
-  which Gymnasium's v5 envs do not: observations differ, so ``auto`` never picks EnvPool for
-  Atari. Other id mappings can be added with :func:`register_id` (the throughput benchmark
+  it (210×160 RGB frames, channels last, frame skip 4, sticky actions 0.25, full episodes,
+  unclipped rewards; one no-op at reset, EnvPool's minimum). EnvPool max-pools the last two
+  frames of each skip, which Gymnasium's v5 envs do not: observations differ, so ``auto``
+  never picks EnvPool for Atari. Other id mappings can be added with :func:`register_id` (the throughput benchmark
   maps a preprocessed Pong this way).
 
 ``auto`` (see :func:`auto_supported`) picks EnvPool only for the families in
 :data:`AUTO_FAMILIES` whose semantics the tests verify, only where the env has no native
 vectorised implementation, and only for 2 or more envs (with one, EnvPool's hand-off to its
-worker thread cost more CPU per step than Gymnasium's in-process step). Classic-control envs are left to native / sync: their steps cost
-microseconds, so EnvPool gains little, and their seeded results then stay the same whether
-or not EnvPool is installed.
+worker thread cost more CPU per step than Gymnasium's in-process step). Classic-control envs
+are left to native / sync: their steps cost microseconds, so EnvPool gains little, and their
+seeded results then stay the same whether or not EnvPool is installed.
 
 EnvPool keeps its random state in C++: a checkpoint cannot capture it (``external_rng``), so
 a resumed fixed-step run restarts its episodes from a fresh pool seed.
