@@ -23,8 +23,8 @@ What EnvPool does (``env_type="gymnasium"``, checked on envpool 1.2.5 against Gy
   it (210×160 RGB frames, channels last, frame skip 4, sticky actions 0.25, full episodes,
   unclipped rewards; one no-op at reset, EnvPool's minimum). EnvPool max-pools the last two
   frames of each skip, which Gymnasium's v5 envs do not: observations differ, so ``auto``
-  never picks EnvPool for Atari. Other id mappings can be added with :func:`register_id` (the throughput benchmark
-  maps a preprocessed Pong this way).
+  never picks EnvPool for Atari. Other id mappings can be added with :func:`register_id`
+  (the throughput benchmark maps a preprocessed Pong this way).
 
 ``auto`` (see :func:`auto_supported`) picks EnvPool only for the families in
 :data:`AUTO_FAMILIES` whose semantics the tests verify, only where the env has no native
