@@ -180,7 +180,8 @@ class Config:
         "'small' (MinAtar's one-layer CNN) or 'auto' (nature where it fits)."))
     vectorization: str = field(default="auto", metadata=_help(
         "Vector env: 'native' (the env's own vectorised version), 'sync', 'async' "
-        "(subprocesses), or 'auto' (native where it exists, else sync)."))
+        "(subprocesses), 'envpool' (EnvPool's C++ thread pool, extra [envpool]), or 'auto' "
+        "(native where it exists, envpool for the envs it is verified on, else sync)."))
     threads: int | None = field(default=1, metadata=_help(
         "Torch CPU threads while training (None: leave torch's setting). One thread is "
         "fastest for small MLPs and never oversubscribes a busy machine."))

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 LINEWALK_ID = "pgrad/LineWalk-v0"
-VECTORIZATIONS = ("auto", "native", "sync", "async")
+VECTORIZATIONS = ("auto", "native", "sync", "async", "envpool")
 EnvSource = str | Callable[[], gym.Env]
 """An environment as pgrad makes it: a Gymnasium id (``"module:EnvId"`` too), or a callable
 making one. (:class:`pgrad.Reinforce` also takes an env instance: :func:`source_from_instance`.)"""
@@ -385,8 +385,9 @@ def make_vec_env(
 
     ``vectorization``: ``native`` uses the env's own vectorised implementation (Gymnasium's
     ``vector_entry_point``; CartPole and LineWalk have one), ``sync`` steps N single envs in
-    this process, ``async`` in N subprocesses (for slow envs), and ``auto`` takes native where
-    it exists, sync otherwise.
+    this process, ``async`` in N subprocesses (for slow envs), ``envpool`` in EnvPool's C++
+    thread pool (:mod:`pgrad.envpool`), and ``auto`` takes native where it exists, EnvPool
+    where :func:`pgrad.envpool.auto_supported` says so (printing one line), sync otherwise.
 
     ``packages`` are imported before an id is looked up (an id may also be
     ``"module:EnvId"``); ``env_kwargs`` go to ``gymnasium.make_vec``. Episodes are cut
@@ -406,6 +407,12 @@ def make_vec_env(
         make = _capped(env, _callable_cap(env, max_episode_steps, cap_endless, announce))
         cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
         vec: VectorEnv = cls([make] * num_envs)
+    elif vectorization == "envpool" or (vectorization == "auto" and _auto_envpool(env, num_envs)):
+        from pgrad.envpool import EnvPoolVectorEnv
+        check_env_id(env, packages)
+        if max_episode_steps is not None:
+            env_kwargs["max_episode_steps"] = max_episode_steps
+        vec = EnvPoolVectorEnv(env, num_envs, **env_kwargs)
     else:
         name = check_env_id(env, packages)
         spec = gym.spec(name)
@@ -433,6 +440,24 @@ def make_vec_env(
     return vec
 
 
+def _auto_envpool(env_id: str, num_envs: int) -> bool:
+    """Whether ``auto`` serves ``env_id`` with EnvPool (never for one env: nothing to run in
+    parallel); says so once per id."""
+    from pgrad.envpool import auto_supported
+    if (num_envs < 2 or env_id not in gym.registry
+            or gym.spec(env_id).vector_entry_point is not None):
+        return False
+    if not auto_supported(env_id):
+        return False
+    if env_id not in _ANNOUNCED:
+        _ANNOUNCED.add(env_id)
+        print(f"pgrad: vectorization auto uses envpool for {env_id}", flush=True)
+    return True
+
+
+_ANNOUNCED: set[str] = set()
+
+
 # ---------------------------------------------------------------------- RNG states
 def env_name(envs: VectorEnv) -> str:
     """A vector env's id for messages (its spec's id, else its single env's class name)."""
@@ -449,7 +474,7 @@ def env_name(envs: VectorEnv) -> str:
 def _env_generators(envs: VectorEnv) -> list[np.random.Generator] | None:
     """The NumPy generators behind a vector env (through its wrappers); None for async."""
     base = envs.unwrapped
-    if isinstance(base, gym.vector.AsyncVectorEnv):
+    if isinstance(base, gym.vector.AsyncVectorEnv) or getattr(base, "external_rng", False):
         return None
     if isinstance(base, gym.vector.SyncVectorEnv):
         return [e.unwrapped.np_random for e in base.envs]
