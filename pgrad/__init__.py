@@ -9,19 +9,68 @@ Each can be used alone: :func:`pgrad.returns.discounted_returns` and
 policy from Gymnasium spaces, and :class:`Reinforce` wires everything together.
 """
 
-from pgrad.agent import Reinforce
-from pgrad.config import Config
-from pgrad.envs import LINEWALK_ID, LineWalkEnv, LineWalkVectorEnv, make_vec_env, register_envs
-from pgrad.errors import PgradError
-from pgrad.evaluation import EvalResult, evaluate
-from pgrad.losses import advantages, reinforce_loss
-from pgrad.policies import CategoricalPolicy, GaussianPolicy, Policy, make_policy
-from pgrad.returns import discounted_returns, normalize
-from pgrad.trainer import TrainResult, train
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgrad.agent import Reinforce
+    from pgrad.config import Config
+    from pgrad.envs import (
+        LINEWALK_ID,
+        LineWalkEnv,
+        LineWalkVectorEnv,
+        make_vec_env,
+        register_envs,
+    )
+    from pgrad.errors import PgradError
+    from pgrad.evaluation import EvalResult, evaluate
+    from pgrad.losses import advantages, reinforce_loss
+    from pgrad.policies import CategoricalPolicy, GaussianPolicy, Policy, make_policy
+    from pgrad.returns import discounted_returns, normalize
+    from pgrad.trainer import TrainResult, train
 
 __version__ = "0.1.0"
 
-register_envs()
+# The public names and their modules, imported on first use (PEP 562), so that
+# ``import pgrad`` (and ``pgrad --help``) costs no torch or gymnasium import.
+_EXPORTS = {
+    "Reinforce": "pgrad.agent",
+    "Config": "pgrad.config",
+    "LINEWALK_ID": "pgrad.envs",
+    "LineWalkEnv": "pgrad.envs",
+    "LineWalkVectorEnv": "pgrad.envs",
+    "make_vec_env": "pgrad.envs",
+    "register_envs": "pgrad.envs",
+    "PgradError": "pgrad.errors",
+    "EvalResult": "pgrad.evaluation",
+    "evaluate": "pgrad.evaluation",
+    "advantages": "pgrad.losses",
+    "reinforce_loss": "pgrad.losses",
+    "CategoricalPolicy": "pgrad.policies",
+    "GaussianPolicy": "pgrad.policies",
+    "Policy": "pgrad.policies",
+    "make_policy": "pgrad.policies",
+    "discounted_returns": "pgrad.returns",
+    "normalize": "pgrad.returns",
+    "TrainResult": "pgrad.trainer",
+    "train": "pgrad.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pgrad' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "LINEWALK_ID",

@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from pgrad.constants import VECTORIZATIONS
 from pgrad.errors import PgradError
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
 ]
 
 LINEWALK_ID = "pgrad/LineWalk-v0"
-VECTORIZATIONS = ("auto", "native", "sync", "async")
 EnvSource = str | Callable[[], gym.Env]
 """An environment as users give it: a registered Gymnasium id, or a callable making one."""
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
+from pgrad.constants import ACTION_BOUNDS, VALUE_NETS
 from pgrad.errors import PgradError
 from pgrad.networks import init_layer, mlp
 from pgrad.normalization import RunningMeanStd
@@ -50,8 +51,6 @@ SUPPORTED_SPACES = {
     "action": "Discrete (Categorical), MultiDiscrete (independent Categoricals), "
               "MultiBinary (Bernoulli), Box with float dtype (diagonal Gaussian)",
 }
-VALUE_NETS = ("shared", "separate")
-ACTION_BOUNDS = ("clip", "tanh")
 
 
 class UnsupportedSpaceError(PgradError):

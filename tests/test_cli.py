@@ -1,4 +1,4 @@
-"""pgrad.cli: ``pgrad train`` / ``pgrad eval`` write what they promise and fail in one line."""
+"""pgrad.tools.cli: ``pgrad train`` / ``pgrad eval`` write what they promise and fail in one line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import TEXT_ENV_ID, register_text_env
 
-from pgrad.cli import main
+from pgrad.tools.cli import main
 from pgrad.config import Config
 from pgrad.envs import LINEWALK_ID
 from pgrad.presets import preset

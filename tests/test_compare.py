@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from pgrad import plot
-from pgrad.cli import main
-from pgrad.compare import directory_name, parse_overrides
+from pgrad.tools import plot
+from pgrad.tools.cli import main
+from pgrad.tools.compare import directory_name, label, parse_overrides
 from pgrad.envs import LINEWALK_ID
 from pgrad.errors import PgradError
 
@@ -56,7 +56,7 @@ def test_compare_writes_runs_plot_and_table(grid) -> None:
     out, stdout = grid
     for config in ["baseline=true", "baseline=false"]:
         for seed in (0, 1):
-            run = out / directory_name(f"{config},{SMALL}") / f"seed{seed}"
+            run = out / directory_name(label(parse_overrides(f"{config},{SMALL}"))) / f"seed{seed}"
             assert (run / "progress.csv").exists() and (run / "model.safetensors").exists()
             assert json.loads((run / "config.json").read_text())["seed"] == seed
     assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC

@@ -16,7 +16,7 @@ from conftest import differing_parameters
 
 import pgrad
 from pgrad import exact
-from pgrad.cli import main
+from pgrad.tools.cli import main
 from pgrad.diagnostics import (
     approx_kl,
     episode_segments,
