@@ -7,11 +7,17 @@ The parts, in the order data flows through them::
 Each can be used alone: :func:`pgrad.returns.discounted_returns` and
 :func:`pgrad.losses.reinforce_loss` are pure tensor functions, :func:`make_policy` builds a
 policy from Gymnasium spaces, and :class:`Reinforce` wires everything together.
+
+``import pgrad`` is cheap: each name is imported on first use, so the ``pgrad`` command
+answers ``--help`` without loading torch. The tutorial's ``pgrad/LineWalk-v0`` is registered
+with Gymnasium as soon as pgrad's env code loads (any agent, env or policy use); to
+``gymnasium.make`` it before that, call :func:`pgrad.register_envs`.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -70,6 +76,10 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+if "gymnasium" in sys.modules:  # cheap now: make pgrad/LineWalk-v0 known to gym.make at once
+    __getattr__("register_envs")()
 
 
 __all__ = [

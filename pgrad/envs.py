@@ -138,6 +138,9 @@ def register_envs() -> None:
     )
 
 
+register_envs()  # the tutorial's id exists once pgrad's env code is loaded (pgrad is lazy)
+
+
 def check_env_id(env_id: str) -> None:
     """Raise a :class:`PgradError` naming close matches if ``env_id`` is not registered."""
     register_envs()
