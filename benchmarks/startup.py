@@ -11,7 +11,8 @@
   event file), and the first batch and update.
 
 It writes ``benchmarks/results/startup.md`` (with ``--write``) with the machine, versions,
-date and load average.
+date and load average; ``--before CHECKOUT`` adds a column timing the whole commands with
+pgrad imported from another checkout (``python benchmarks/startup.py --before ../main``).
 """
 
 from __future__ import annotations
@@ -34,28 +35,39 @@ def mark(name): t.append((name, time.perf_counter()))
 import torch; mark("import torch")
 import gymnasium as gym; mark("import gymnasium")
 import pgrad.agent, pgrad.trainer; mark("import pgrad (agent, trainer)")
-from pgrad.envs import make_env; env = make_env("CartPole-v1"); env.close(); mark("make the env (probe spaces)")
+from pgrad.envs import make_env
+env = make_env("CartPole-v1"); env.close(); mark("make the env (probe spaces)")
 from pgrad.policies import make_policy
-torch.manual_seed(0); policy = make_policy(env.observation_space, env.action_space); mark("build the policy")
+torch.manual_seed(0); policy = make_policy(env.observation_space, env.action_space)
+mark("build the policy")
 torch.optim.Adam(policy.parameters(), lr=1e-2); mark("construct Adam (imports torch._dynamo)")
 from torch.utils.tensorboard import SummaryWriter
-d = tempfile.mkdtemp(); w = SummaryWriter(d); w.add_scalar("x", 1.0, 0); w.close(); mark("TensorBoard writer (import + first event)")
-agent = pgrad.agent.Reinforce("CartPole-v1", seed=0); mark("Reinforce(...) (env, policy, Adam again)")
+w = SummaryWriter(tempfile.mkdtemp()); w.add_scalar("x", 1.0, 0); w.close()
+mark("TensorBoard writer (import + first event)")
+agent = pgrad.agent.Reinforce("CartPole-v1", seed=0)
+mark("Reinforce(...) (env, policy, Adam again)")
 agent.learn(1); agent.close(); mark("first batch and update")
 print(json.dumps([(b[0], b[1] - a[1]) for a, b in zip(t, t[1:])]))
 '''
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], tree: str | None = None) -> float:
+    """Seconds ``command`` took (its exit status is not checked: errors are timed too);
+    ``tree``: import pgrad from that checkout instead."""
+    env = dict(os.environ, **({"PYTHONPATH": tree} if tree else {}))
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=False, capture_output=True, env=env)
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--write", action="store_true", help="write benchmarks/results/startup.md")
+    parser.add_argument("--before", default=None, metavar="CHECKOUT",
+                        help="also time the whole commands with pgrad imported from this "
+                        "checkout (e.g. the main branch), for a before/after column")
+    parser.add_argument("--write", action="store_true",
+                        help="write benchmarks/results/startup.md")
     args = parser.parse_args()
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,24 +76,26 @@ def main() -> None:
             "pgrad train --help": [py, "-m", "pgrad", "train", "--help"],
             "pgrad train --lr -1 (an error)": [py, "-m", "pgrad", "train", "--lr", "-1"],
         }
-        whole = {}
-        for name, command in wholes.items():
-            whole[name] = statistics.median(
-                timed(command) if "--lr" not in command else _timed_any(command)
-                for _ in range(args.repeats))
         train = [py, "-m", "pgrad", "train", "CartPole-v1", "--total-timesteps", "1",
                  "--no-progress"]
-        runs = []
-        for k in range(args.repeats):
-            runs.append(timed([*train, "--out", str(Path(tmp) / f"run{k}")]))
-        whole["pgrad train CartPole-v1 --total-timesteps 1"] = statistics.median(runs)
+        whole: dict[str, dict[str, float]] = {}
+        trees = {"now": None, **({"before": args.before} if args.before else {})}
+        for column, tree in trees.items():
+            for name, command in wholes.items():
+                whole.setdefault(name, {})[column] = statistics.median(
+                    timed(command, tree) for _ in range(args.repeats))
+            runs = [timed([*train, "--out", str(Path(tmp) / f"{column}{k}")], tree)
+                    for k in range(args.repeats)]
+            whole.setdefault(" ".join(["pgrad", *train[3:]]), {})[column] = \
+                statistics.median(runs)
         phases: dict[str, list[float]] = {}
         for _ in range(args.repeats):
             out = subprocess.run([py, "-c", PHASES], check=True, capture_output=True,
                                  text=True).stdout.strip().splitlines()[-1]
             for name, seconds in json.loads(out):
                 phases.setdefault(name, []).append(seconds)
-    report = _report(whole, {k: statistics.median(v) for k, v in phases.items()}, args.repeats)
+    report = _report(whole, {k: statistics.median(v) for k, v in phases.items()}, args.repeats,
+                     args.before)
     print(report)
     if args.write:
         path = Path(__file__).parent / "results" / "startup.md"
@@ -89,13 +103,8 @@ def main() -> None:
         print(f"written to {path}")
 
 
-def _timed_any(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=False, capture_output=True)
-    return time.perf_counter() - start
-
-
-def _report(whole: dict[str, float], phases: dict[str, float], repeats: int) -> str:
+def _report(whole: dict[str, dict[str, float]], phases: dict[str, float], repeats: int,
+            before: str | None) -> str:
     import gymnasium
     import torch
 
@@ -106,14 +115,16 @@ def _report(whole: dict[str, float], phases: dict[str, float], repeats: int) -> 
         f"`python benchmarks/startup.py --write` on {time.strftime('%Y-%m-%d %H:%M %Z')}: "
         f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}, Python "
         f"{platform.python_version()}, torch {torch.__version__}, gymnasium "
-        f"{gymnasium.__version__}; load average at the end {load} (a shared machine: other "
-        f"jobs were running). Each figure is the median of {repeats} cold processes.",
+        f"{gymnasium.__version__}; git commit {_commit()}; load average at the end {load} "
+        f"(a shared machine: other jobs were running). Each figure is the median of "
+        f"{repeats} cold processes.",
         "",
         "## Whole processes",
         "",
-        "| command | seconds |",
-        "|---|---|",
-        *[f"| `{name}` | {s:.2f} |" for name, s in whole.items()],
+        *(["| command | seconds |", "|---|---|"] if before is None else
+          [f"| command | seconds | before: pgrad from `{before}` |", "|---|---|---|"]),
+        *[f"| `{name}` | " + " | ".join(f"{s:.2f}" for s in cols.values()) + " |"
+          for name, cols in whole.items()],
         "",
         "## Phases of `pgrad train` (inside one process, in order)",
         "",
@@ -123,6 +134,12 @@ def _report(whole: dict[str, float], phases: dict[str, float], repeats: int) -> 
         "",
     ]
     return "\n".join(lines)
+
+
+def _commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False, cwd=Path(__file__).parent)
+    return proc.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

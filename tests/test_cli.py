@@ -1,4 +1,5 @@
-"""pgrad.tools.cli: ``pgrad train`` / ``pgrad eval`` write what they promise and fail in one line."""
+"""pgrad.tools.cli: ``pgrad train`` / ``pgrad eval`` write what they promise, fail in one
+line."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import TEXT_ENV_ID, register_text_env
 
-from pgrad.tools.cli import main
 from pgrad.config import Config
 from pgrad.envs import LINEWALK_ID
 from pgrad.presets import preset
+from pgrad.tools.cli import main
 
 TRAIN_FLAGS = ["--total-timesteps", "--stop-return", "--out", "--progress", "--no-progress",
                "--tensorboard", "--no-tensorboard", "--lr", "--resume", "--save-every"]

@@ -12,11 +12,11 @@ import sys
 import numpy as np
 import pytest
 
+from pgrad.envs import LINEWALK_ID
+from pgrad.errors import PgradError
 from pgrad.tools import compare, plot
 from pgrad.tools.cli import main
 from pgrad.tools.compare import directory_name, label, parse_overrides
-from pgrad.envs import LINEWALK_ID
-from pgrad.errors import PgradError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMALL = "num_envs=4,batch_episodes=4,hidden_sizes=8,diagnostics_every=0"

@@ -21,8 +21,9 @@ try:
     runpy.run_module("pgrad", run_name="__main__")
 except SystemExit as e:
     code = e.code
-print(json.dumps({"code": code, "heavy": [m for m in %r if m in sys.modules]}), file=sys.stderr)
-""" % (HEAVY,)
+heavy = [m for m in HEAVY if m in sys.modules]
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+""".replace("HEAVY", repr(HEAVY))
 
 
 def probe(*argv: str) -> tuple[int, list[str], str]:
@@ -58,10 +59,10 @@ def test_errors_that_need_no_model_import_neither(argv: list[str]) -> None:
 
 
 def test_import_pgrad_is_lazy_and_exports_every_name() -> None:
-    script = ("import sys, pgrad; lazy = [m for m in %r if m in sys.modules]; "
+    script = (f"import sys, pgrad; lazy = [m for m in {HEAVY!r} if m in sys.modules]; "
               "names = sorted(n for n in pgrad.__all__ if getattr(pgrad, n) is None); "
               "print(lazy, names, pgrad.Reinforce.__name__, 'pgrad/LineWalk-v0' in "
-              "__import__('gymnasium').registry)" % (HEAVY,))
+              "__import__('gymnasium').registry)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
     assert out == ["[]", "[]", "Reinforce", "True"]

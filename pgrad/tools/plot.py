@@ -32,8 +32,8 @@ import numpy as np
 
 from pgrad.errors import PgradError
 
-__all__ = ["Run", "Summary", "bootstrap_ci", "check_plot_support", "group_runs", "interquartile_mean", "load_runs",
-           "plot_curves", "summarize", "write_summary"]
+__all__ = ["Run", "Summary", "bootstrap_ci", "check_plot_support", "group_runs",
+           "interquartile_mean", "load_runs", "plot_curves", "summarize", "write_summary"]
 
 RETURN_KEY = "rollout/ep_return_mean"
 GRID_POINTS = 200
