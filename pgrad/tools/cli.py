@@ -80,7 +80,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         kind = field_kind(str(f.type))
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        text = f"{f.metadata['help']} (default: {kind.format(default)})".replace("%", "%%")
+        text = f"{f.metadata['help']} (default: {_shown(kind, default)})".replace("%", "%%")
         names = [flag, *ALIASES.get(f.name, [])]
         if kind.base == "bool" and not kind.optional:
             parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction,
@@ -90,6 +90,15 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(*names, dest=f.name, action=_FieldAction, kind=kind,
                             nargs="+" if kind.is_sequence else None, metavar=metavar,
                             default=argparse.SUPPRESS, help=text)
+
+
+def _shown(kind: FieldKind, value: Any) -> str:
+    """A default as it would be typed on the command line (``64 64``, ``a=1 b=x``)."""
+    if value is None or not kind.is_sequence:
+        return kind.format(value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={json.dumps(v)}" for k, v in value.items()) or "none given"
+    return " ".join(map(str, value)) or "none given"
 
 
 def _path(text: str) -> Path:
