@@ -10,6 +10,7 @@ learns from; an *episode* runs from a reset to a termination or truncation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ class FieldKind:
         return repr(value) if isinstance(value, float) else str(value)
 
 
+@functools.cache
 def field_kind(annotation: str) -> FieldKind:
     """The :class:`FieldKind` of a field's annotation (``str(field.type)``)."""
     parts = [p.strip() for p in annotation.split("|")]

@@ -51,8 +51,9 @@ def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10,
              render_mode: str | None = None) -> EvalResult:
     """Play ``episodes`` full episodes of ``agent`` in ``env`` (default: the agent's env).
 
-    Episodes run in a vector env of up to ``num_envs`` copies (one with
-    ``render_mode="human"``); see :func:`play_episodes` for which episodes count.
+    Episodes run in a vector env of up to ``num_envs`` copies (one, stepped in this
+    process, with ``render_mode="human"``: a window shows them); see :func:`play_episodes`
+    for which episodes count.
     ``deterministic`` takes the policy's mode (argmax / mean) instead of sampling.
     ``threads``: torch CPU threads while playing (None: leave torch's setting); the
     previous setting is restored afterwards.
@@ -71,7 +72,8 @@ def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10,
         if callable(source):
             raise PgradError("render_mode needs an environment id, not a callable")
         kwargs["render_mode"] = render_mode
-        num_envs = 1 if render_mode == "human" else num_envs
+        if render_mode == "human":  # one window: one env, stepped in this process
+            num_envs, vectorization = 1, "sync"
     envs = make_vec_env(source, min(num_envs, episodes), vectorization, **kwargs)
     previous = torch.get_num_threads()
     try:

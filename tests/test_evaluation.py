@@ -159,3 +159,19 @@ def test_evaluate_plays_with_one_thread_and_restores_the_setting() -> None:
 def test_evaluate_render_mode_needs_an_id() -> None:
     with pytest.raises(PgradError, match="render_mode"):
         evaluate(always_right_agent(), LineWalkEnv, episodes=1, render_mode="human")
+
+
+def test_evaluate_passes_the_render_mode_to_the_env(monkeypatch) -> None:
+    import pgrad.evaluation
+
+    made = {}
+    real = pgrad.evaluation.make_vec_env
+
+    def spy(source, num_envs, vectorization="auto", **kwargs):
+        made.update(num_envs=num_envs, vectorization=vectorization, **kwargs)
+        return real(source, num_envs, vectorization)  # no window in a test
+
+    monkeypatch.setattr(pgrad.evaluation, "make_vec_env", spy)
+    result = evaluate(always_right_agent(), episodes=3, render_mode="human")
+    assert made == {"num_envs": 1, "vectorization": "sync", "render_mode": "human"}
+    assert result.episodes == 3
