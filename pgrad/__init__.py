@@ -7,22 +7,84 @@ The parts, in the order data flows through them::
 Each can be used alone: :func:`pgrad.returns.discounted_returns` and
 :func:`pgrad.losses.reinforce_loss` are pure tensor functions, :func:`make_policy` builds a
 policy from Gymnasium spaces, and :class:`Reinforce` wires everything together.
+
+``import pgrad`` is cheap: each name is imported on first use, so the ``pgrad`` command
+answers ``--help`` without loading torch. The tutorial's ``pgrad/LineWalk-v0`` is registered
+with Gymnasium as soon as pgrad's env code loads (any agent, env or policy use); to
+``gymnasium.make`` it before that, call :func:`pgrad.register_envs`.
 """
 
-from pgrad.agent import Reinforce
-from pgrad.callbacks import Callback, CheckpointCallback, EvalCallback
-from pgrad.config import Config
-from pgrad.envs import LINEWALK_ID, LineWalkEnv, LineWalkVectorEnv, make_vec_env, register_envs
-from pgrad.errors import PgradError
-from pgrad.evaluation import EvalResult, evaluate
-from pgrad.losses import advantages, reinforce_loss
-from pgrad.policies import CategoricalPolicy, GaussianPolicy, Policy, make_policy
-from pgrad.returns import discounted_returns, normalize
-from pgrad.trainer import TrainResult, train
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgrad.agent import Reinforce
+    from pgrad.callbacks import Callback, CheckpointCallback, EvalCallback
+    from pgrad.config import Config
+    from pgrad.envs import (
+        LINEWALK_ID,
+        LineWalkEnv,
+        LineWalkVectorEnv,
+        make_vec_env,
+        register_envs,
+    )
+    from pgrad.errors import PgradError
+    from pgrad.evaluation import EvalResult, evaluate
+    from pgrad.losses import advantages, reinforce_loss
+    from pgrad.policies import CategoricalPolicy, GaussianPolicy, Policy, make_policy
+    from pgrad.returns import discounted_returns, normalize
+    from pgrad.trainer import TrainResult, train
 
 __version__ = "0.1.0"
 
-register_envs()
+# The public names and their modules, imported on first use (PEP 562), so that
+# ``import pgrad`` (and ``pgrad --help``) costs no torch or gymnasium import.
+_EXPORTS = {
+    "Reinforce": "pgrad.agent",
+    "Callback": "pgrad.callbacks",
+    "CheckpointCallback": "pgrad.callbacks",
+    "EvalCallback": "pgrad.callbacks",
+    "Config": "pgrad.config",
+    "LINEWALK_ID": "pgrad.envs",
+    "LineWalkEnv": "pgrad.envs",
+    "LineWalkVectorEnv": "pgrad.envs",
+    "make_vec_env": "pgrad.envs",
+    "register_envs": "pgrad.envs",
+    "PgradError": "pgrad.errors",
+    "EvalResult": "pgrad.evaluation",
+    "evaluate": "pgrad.evaluation",
+    "advantages": "pgrad.losses",
+    "reinforce_loss": "pgrad.losses",
+    "CategoricalPolicy": "pgrad.policies",
+    "GaussianPolicy": "pgrad.policies",
+    "Policy": "pgrad.policies",
+    "make_policy": "pgrad.policies",
+    "discounted_returns": "pgrad.returns",
+    "normalize": "pgrad.returns",
+    "TrainResult": "pgrad.trainer",
+    "train": "pgrad.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pgrad' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if "gymnasium" in sys.modules:  # cheap now: make pgrad/LineWalk-v0 known to gym.make at once
+    __getattr__("register_envs")()
+
 
 __all__ = [
     "LINEWALK_ID",

@@ -1,6 +1,12 @@
-"""``python -m pgrad`` is the ``pgrad`` command."""
+"""``python -m pgrad`` is the ``pgrad`` command (:mod:`pgrad.tools.cli`)."""
 
-from pgrad.cli import main
+import sys
+
+try:
+    from pgrad.tools.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python is still importing the command
+    print("pgrad: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -10,24 +10,181 @@ learns from; an *episode* runs from a reset to a termination or truncation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgrad.envs import VECTORIZATIONS
+from pgrad.constants import (
+    ACTION_BOUNDS,
+    CHANNEL_ORDERS,
+    CNN_ARCHS,
+    ENCODERS,
+    VALUE_NETS,
+    VECTORIZATIONS,
+)
+from pgrad.constants import ACTIVATION_NAMES as ACTIVATIONS
 from pgrad.errors import PgradError
-from pgrad.networks import ACTIVATIONS
-from pgrad.policies import ACTION_BOUNDS, CHANNEL_ORDERS, CNN_ARCHS, ENCODERS, VALUE_NETS
 
-__all__ = ["Config"]
+__all__ = ["Config", "FieldKind", "field_kind"]
 
 DEVICES = ("cpu", "cuda", "auto")
 NONFINITE = ("stop", "skip")
-_TYPES: dict[str, tuple[type, ...]] = {
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+_SCALARS: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
-    "None": (type(None),), "tuple[int, ...]": (tuple,),
-    "tuple[str, ...]": (tuple,), "dict[str, Any]": (dict,),
 }
+_CONTAINERS = ("tuple[int, ...]", "tuple[str, ...]", "dict[str, Any]")
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """What a :class:`Config` field's annotation (``'int | None'``, ``'tuple[int, ...]'``,
+    ``'dict[str, Any]'``) accepts, read once for every user of the fields: the checks of
+    :class:`Config`, the options of ``pgrad train`` and the ``--set`` of ``pgrad compare``.
+
+    ``base`` is the annotation without ``| None``; ``optional`` is whether None is allowed.
+    Texts parse as: ``none`` (optional fields); ``true/false/yes/no/on/off/1/0`` (bool);
+    ``32x32``, ``32,32`` or ``32 32`` (``tuple[int, ...]``); ``a,b`` or ``a b``
+    (``tuple[str, ...]``); ``key=value`` items or a JSON object (``dict[str, Any]``, each
+    value read as JSON where it parses, else kept as a string).
+    """
+
+    annotation: str
+    base: str
+    optional: bool
+
+    @property
+    def is_sequence(self) -> bool:
+        """Given as several command-line words (``--hidden-sizes 64 64``)."""
+        return self.base in _CONTAINERS
+
+    @property
+    def metavar(self) -> str:
+        """Placeholder of one command-line word."""
+        return {"tuple[int, ...]": "N", "tuple[str, ...]": "NAME",
+                "dict[str, Any]": "KEY=VALUE"}.get(self.base, self.base.upper())
+
+    def parse(self, text: str) -> Any:
+        """The value of one text; ValueError (naming the expected type) when it does not
+        fit."""
+        text = text.strip()
+        if self.optional and text.lower() == "none":
+            return None
+        if self.base == "tuple[int, ...]":
+            return self.parse_words(re.split(r"[x, ]+", text) if text else [])
+        if self.base == "tuple[str, ...]":
+            return self.parse_words(re.split(r"[, ]+", text) if text else [])
+        if self.base == "dict[str, Any]":
+            if text.startswith("{"):
+                value = _json_object(text)
+                if not isinstance(value, dict):
+                    raise ValueError(f"expected a JSON object, got {text!r}")
+                return value
+            return self.parse_words(text.split())
+        return self._scalar(text)
+
+    def parse_words(self, words: list[str]) -> Any:
+        """The value of several command-line words (sequence kinds) or of one word."""
+        words = [w for w in words if w]
+        if self.base == "tuple[int, ...]":
+            return tuple(_int(w) for w in words)
+        if self.base == "tuple[str, ...]":
+            return tuple(words)
+        if self.base == "dict[str, Any]":
+            out: dict[str, Any] = {}
+            for word in words:
+                key, sep, value = word.partition("=")
+                if not sep or not key:
+                    raise ValueError(f"expected key=value, got {word!r}")
+                out[key] = _json_value(value)
+            return out
+        if len(words) != 1:
+            raise ValueError(f"expected one {self.base}, got {len(words)} words")
+        return self.parse(words[0])
+
+    def _scalar(self, text: str) -> Any:
+        if self.base == "bool":
+            if text.lower() not in _TRUE + _FALSE:
+                raise ValueError(f"expected true or false, got {text!r}")
+            return text.lower() in _TRUE
+        if self.base == "int":
+            return _int(text)
+        if self.base == "float":
+            return float(text)
+        return text
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise a PgradError unless ``value`` has this kind's type."""
+        if value is None and self.optional:
+            return
+        ok = isinstance(value, _SCALARS.get(self.base, ()))
+        if isinstance(value, bool) and self.base != "bool":
+            ok = False
+        elif self.base.startswith("tuple["):
+            item = int if self.base == "tuple[int, ...]" else str
+            ok = isinstance(value, tuple) and all(
+                isinstance(v, item) and not isinstance(v, bool) for v in value)
+        elif self.base == "dict[str, Any]":
+            ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        if not ok:
+            raise PgradError(f"{name} must be {self.annotation.replace(' | ', ' or ')}, "
+                             f"got {_short(value)} ({type(value).__name__})")
+
+    def format(self, value: Any) -> str:
+        """A text :meth:`parse` reads back as ``value`` (canonical: one text per value)."""
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if self.base == "tuple[int, ...]":
+            return "x".join(str(v) for v in value)
+        if self.base == "tuple[str, ...]":
+            return ",".join(value)
+        if self.base == "dict[str, Any]":
+            return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return repr(value) if isinstance(value, float) else str(value)
+
+
+@functools.cache
+def field_kind(annotation: str) -> FieldKind:
+    """The :class:`FieldKind` of a field's annotation (``str(field.type)``)."""
+    parts = [p.strip() for p in annotation.split("|")]
+    optional = "None" in parts
+    rest = [p for p in parts if p != "None"]
+    if len(rest) != 1 or (rest[0] not in _SCALARS and rest[0] not in _CONTAINERS):
+        raise TypeError(f"unsupported Config annotation {annotation!r}")
+    return FieldKind(annotation, rest[0], optional)
+
+
+def _int(text: str) -> int:
+    if len(text) > 40:  # int() of a huge digit string is slow; no setting is that large
+        raise ValueError(f"expected an integer, got {text[:20]!r}…")
+    return int(text)
+
+
+def _json_value(text: str) -> Any:
+    """``3`` → 3, ``true`` → True, ``"x"`` → 'x', ``[1, 2]`` → [1, 2]; other text as is."""
+    try:
+        return _json_object(text)
+    except ValueError:
+        return text
+
+
+def _json_object(text: str) -> Any:
+    if len(text) > 100_000:
+        raise ValueError("value too long")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("value nested too deep") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 MAX_INT = 2**62
@@ -62,20 +219,9 @@ def _finite(value: Any) -> bool:
     return number - number == 0  # inf - inf and nan - nan are nan
 
 
-def _short(value: Any) -> str:
-    """``repr(value)``, cut to 80 characters for messages."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _check_type(name: str, annotation: str, value: Any) -> None:
     """Raise a PgradError unless ``value`` fits the field's annotation (e.g. 'int | None')."""
-    allowed = tuple(t for part in annotation.split(" | ") for t in _TYPES[part])
-    if isinstance(value, bool) and bool not in allowed:
-        allowed = ()
-    if not isinstance(value, allowed):
-        raise PgradError(f"{name} must be {annotation.replace(' | ', ' or ')}, "
-                         f"got {_short(value)} ({type(value).__name__})")
+    field_kind(annotation).check(name, value)
 
 
 def _is_json(value: Any) -> bool:

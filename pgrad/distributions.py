@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
+from pgrad.constants import ACTION_BOUNDS
 from pgrad.errors import PgradError
 from pgrad.networks import init_layer
 from pgrad.spaces import SUPPORTED_SPACES, UnsupportedSpaceError
@@ -57,7 +58,6 @@ __all__ = [
     "torch_dtype",
 ]
 
-ACTION_BOUNDS = ("clip", "tanh")
 
 Heads = dict[str, nn.Module | nn.Parameter | None]
 

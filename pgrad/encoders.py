@@ -18,6 +18,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from pgrad.constants import ENCODERS
 from pgrad.errors import PgradError
 from pgrad.spaces import (
     SUPPORTED_SPACES,
@@ -30,7 +31,6 @@ from pgrad.spaces import (
 
 __all__ = ["ENCODERS", "ImageEncoder", "ObservationEncoder", "make_encoder"]
 
-ENCODERS = ("auto", "mlp", "cnn")
 
 
 class ObservationEncoder(nn.Module):

@@ -27,6 +27,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from pgrad.constants import VECTORIZATIONS
 from pgrad.errors import PgradError
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 LINEWALK_ID = "pgrad/LineWalk-v0"
-VECTORIZATIONS = ("auto", "native", "sync", "async", "envpool")
 EnvSource = str | Callable[[], gym.Env]
 """An environment as pgrad makes it: a Gymnasium id (``"module:EnvId"`` too), or a callable
 making one. (:class:`pgrad.Reinforce` also takes an env instance: :func:`source_from_instance`.)"""
@@ -170,6 +170,9 @@ def register_envs() -> None:
         vector_entry_point="pgrad.envs:LineWalkVectorEnv",
         max_episode_steps=50,
     )
+
+
+register_envs()  # the tutorial's id exists once pgrad's env code is loaded (pgrad is lazy)
 
 
 def split_env_id(env_id: str) -> tuple[str | None, str]:

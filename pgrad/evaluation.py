@@ -7,14 +7,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 
 from pgrad.envs import EnvSource, check_spaces, make_vec_env
 from pgrad.errors import PgradError
+from pgrad.policies import Policy
+from pgrad.rollout import EpisodeTracker
 
 Reinforce = Any
 """A :class:`pgrad.Reinforce` (typed loosely: the agent imports this module)."""
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "evaluate", "play_episodes"]
 
 
 @dataclass(frozen=True)
@@ -44,48 +47,78 @@ class EvalResult:
 
 def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10, *,
              deterministic: bool = True, seed: int | None = 0, num_envs: int = 16,
-             vectorization: str = "auto") -> EvalResult:
+             vectorization: str = "auto", threads: int | None = 1,
+             render_mode: str | None = None) -> EvalResult:
     """Play ``episodes`` full episodes of ``agent`` in ``env`` (default: the agent's env).
 
-    Episodes run in a vector env of up to ``num_envs`` copies; every episode that is
-    started is played to its end and counted, so no episode length is favoured.
+    Episodes run in a vector env of up to ``num_envs`` copies (one, stepped in this
+    process, with ``render_mode="human"``: a window shows them); see :func:`play_episodes`
+    for which episodes count.
     ``deterministic`` takes the policy's mode (argmax / mean) instead of sampling.
+    ``threads``: torch CPU threads while playing (None: leave torch's setting); the
+    previous setting is restored afterwards.
     """
     if episodes < 1:
         raise PgradError(f"episodes must be at least 1, got {episodes}")
+    if num_envs < 1:
+        raise PgradError(f"num_envs must be at least 1, got {num_envs}")
+    if threads is not None and threads < 1:
+        raise PgradError(f"threads must be at least 1 (or None), got {threads}")
     source = env if env is not None else agent.env_source
     if source is None:
         raise PgradError("no environment to evaluate in: pass env=")
-    envs = make_vec_env(source, min(num_envs, episodes), vectorization,
-                        **agent.env_options(own_env=env is None))
-    check_spaces(envs, agent.observation_space, agent.action_space)
+    kwargs: dict[str, Any] = agent.env_options(own_env=env is None)
+    if render_mode is not None:
+        if callable(source):
+            raise PgradError("render_mode needs an environment id, not a callable")
+        kwargs["render_mode"] = render_mode
+        if render_mode == "human":  # one window: one env, stepped in this process
+            num_envs, vectorization = 1, "sync"
+    envs = make_vec_env(source, min(num_envs, episodes), vectorization, **kwargs)
+    previous = torch.get_num_threads()
+    try:
+        check_spaces(envs, agent.observation_space, agent.action_space)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        return play_episodes(agent.policy, envs, episodes, deterministic=deterministic,
+                             seed=seed)
+    finally:
+        torch.set_num_threads(previous)
+        envs.close()
+
+
+def play_episodes(policy: Policy, envs: VectorEnv, episodes: int, *,
+                  deterministic: bool = True, seed: int | None = 0) -> EvalResult:
+    """Reset ``envs`` (with ``seed``) and play ``policy`` until ``episodes`` have finished.
+
+    Env ``i`` of N counts its first ``episodes // N`` episodes (one more for the first
+    ``episodes % N`` envs) and no others, so every counted episode is one an env would have
+    played anyway: short episodes are not favoured, as they would be by counting the first
+    ``episodes`` to finish. Returns are grouped by env. With a ``seed``, a stochastic
+    policy samples from its own generator, so the result repeats exactly.
+    """
     n = envs.num_envs
+    quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)  # episodes per env
     returns: list[list[float]] = [[] for _ in range(n)]
     lengths: list[list[int]] = [[] for _ in range(n)]
-    ep_return = np.zeros(n)
-    ep_length = np.zeros(n, dtype=np.int64)
-    quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)  # episodes per env
-    obs, _ = envs.reset(seed=seed)
+    tracker = EpisodeTracker(n)
     generator = None
-    if seed is not None:  # stochastic evaluation repeats exactly under a seed
-        generator = torch.Generator(device=agent.policy.device).manual_seed(seed)
-    prev_done = np.zeros(n, dtype=bool)
-    try:
-        with torch.inference_mode():
-            while any(len(r) < q for r, q in zip(returns, quota, strict=True)):
-                actions = agent.policy.sample(obs, deterministic, generator)
-                obs, rewards, terminated, truncated, _ = envs.step(agent.policy.to_env(actions))
-                live = ~prev_done
-                ep_return += np.where(live, rewards, 0.0)
-                ep_length += live
-                prev_done = terminated | truncated
-                for i in np.flatnonzero(prev_done & live):
-                    if len(returns[i]) < quota[i]:
-                        returns[i].append(float(ep_return[i]))
-                        lengths[i].append(int(ep_length[i]))
-                    ep_return[i] = 0.0
-                    ep_length[i] = 0
-    finally:
-        envs.close()
+    if seed is not None:
+        generator = torch.Generator(device=policy.device).manual_seed(seed)
+    obs, _ = envs.reset(seed=seed)
+    counts = np.zeros(n, dtype=np.int64)
+    with torch.inference_mode():
+        while (counts < quota).any():
+            actions = policy.sample(obs, deterministic, generator)
+            obs, rewards, terminated, truncated, _ = envs.step(policy.to_env(actions))
+            _, finished = tracker.step(rewards, terminated, truncated)
+            if finished is None:
+                continue
+            for i, ret, length in zip(finished.envs.tolist(), finished.returns.tolist(),
+                                      finished.lengths.tolist(), strict=True):
+                if counts[i] < quota[i]:
+                    returns[i].append(ret)
+                    lengths[i].append(length)
+                    counts[i] += 1
     return EvalResult(returns=np.array([r for env_returns in returns for r in env_returns]),
-                      lengths=np.array([n for env_lengths in lengths for n in env_lengths]))
+                      lengths=np.array([k for env_lengths in lengths for k in env_lengths]))

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from pgrad.constants import VALUE_NETS
 from pgrad.distributions import ACTION_BOUNDS, TanhSquashedNormal, make_distribution
 from pgrad.encoders import ENCODERS, ObservationEncoder, make_encoder
 from pgrad.networks import CNN_ARCHS, backbone, init_layer
@@ -69,7 +70,6 @@ __all__ = [
     "make_policy",
 ]
 
-VALUE_NETS = ("shared", "separate")
 
 
 class Policy(nn.Module):

@@ -40,7 +40,7 @@ from pgrad.envs import env_name, get_rng_states, set_rng_states
 from pgrad.errors import PgradError
 from pgrad.policies import Policy
 
-__all__ = ["Batch", "Collector"]
+__all__ = ["Batch", "Collector", "EpisodeTracker"]
 
 
 @dataclass
@@ -111,6 +111,66 @@ class _Buffers:
                      episode_steps=t["episode_steps"][:length])
 
 
+class EpisodeTracker:
+    """Episode bookkeeping of N envs under Gymnasium's next-step autoreset, in one place for
+    training (:class:`Collector`), evaluation and videos.
+
+    After a step that ends env ``i``'s episode, its next step is a *reset step*: it takes
+    no action and returns the reset observation with reward 0, so it is no transition and
+    belongs to no episode. :meth:`step` adds each counted step's reward to its episode's
+    return and length and reports the episodes that ended.
+
+    Attributes:
+        returns: ``[N]`` float64, return so far of each env's current episode.
+        lengths: ``[N]`` int64, counted steps so far of each env's current episode (the
+            index, within its episode, of the next step).
+        after_end: ``[N]`` bool, the env's episode ended at the last step, so its next
+            step is a reset step.
+    """
+
+    def __init__(self, num_envs: int) -> None:
+        self.returns = np.zeros(num_envs)
+        self.lengths = np.zeros(num_envs, dtype=np.int64)
+        self.after_end = np.zeros(num_envs, dtype=bool)
+
+    def reset(self) -> None:
+        """Every env was just reset: no episode under way."""
+        self.returns[:] = 0.0
+        self.lengths[:] = 0
+        self.after_end[:] = False
+
+    def step(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+             counted: np.ndarray | None = None) -> tuple[np.ndarray, Finished | None]:
+        """Account one step of every env; returns ``(done [N], finished)``.
+
+        ``counted`` ``[N]`` bool marks the steps that belong to a counted episode (default:
+        every step but reset steps). ``finished`` holds the counted episodes that ended at
+        this step (None when none did); their counters restart at 0.
+        """
+        done = terminated | truncated
+        if counted is None:
+            counted = ~self.after_end
+        self.returns += np.where(counted, rewards, 0.0)
+        self.lengths += counted
+        self.after_end = done
+        ended = np.flatnonzero(done & counted)
+        if not ended.size:
+            return done, None
+        finished = Finished(ended, self.returns[ended], self.lengths[ended])
+        self.returns[ended] = 0.0
+        self.lengths[ended] = 0
+        return done, finished
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Episodes that ended at one step: their envs, returns and lengths (each ``[K]``)."""
+
+    envs: np.ndarray
+    returns: np.ndarray
+    lengths: np.ndarray
+
+
 class Collector:
     """Plays a policy in a vector env and fills :class:`Batch` es.
 
@@ -138,9 +198,7 @@ class Collector:
         self._float_obs = np.issubdtype(obs_space.dtype, np.floating)
         self.generator = generator
         self._obs: np.ndarray | None = None
-        self._prev_done = np.zeros(self.num_envs, dtype=bool)
-        self._ep_return = np.zeros(self.num_envs)
-        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self._episodes = EpisodeTracker(self.num_envs)
         self.episode_returns: deque[float] = deque(maxlen=stats_window)
         self.episode_lengths: deque[int] = deque(maxlen=stats_window)
         self.episodes = 0
@@ -153,9 +211,7 @@ class Collector:
             raise self._env_error(f"raised {type(e).__name__} ({e})") from e
         self._check(self._obs, None, "reset")
         self._seed = None
-        self._prev_done[:] = False
-        self._ep_return[:] = 0.0
-        self._ep_length[:] = 0
+        self._episodes.reset()
 
     def collect(self) -> Batch:
         """Play until the batch is full and return it (views into reused storage: the
@@ -204,17 +260,12 @@ class Collector:
         bufs["terminated"][t] = terminated
         bufs["truncated"][t] = truncated
         bufs["valid"][t] = active
-        bufs["episode_steps"][t] = self._ep_length
-        done = terminated | truncated
-        self._ep_return += np.where(active, rewards, 0.0)
-        self._ep_length += active
-        finished = np.flatnonzero(done & active)
-        if finished.size:
-            self.episode_returns.extend(self._ep_return[finished].tolist())
-            self.episode_lengths.extend(self._ep_length[finished].tolist())
-            self.episodes += finished.size
-            self._ep_return[finished] = 0.0
-            self._ep_length[finished] = 0
+        bufs["episode_steps"][t] = self._episodes.lengths
+        done, finished = self._episodes.step(rewards, terminated, truncated, active)
+        if finished is not None:
+            self.episode_returns.extend(finished.returns.tolist())
+            self.episode_lengths.extend(finished.lengths.tolist())
+            self.episodes += finished.envs.size
         return done
 
     # ------------------------------------------------------------------ checks
@@ -274,8 +325,7 @@ class Collector:
 
     def _collect_steps(self, n_steps: int) -> int:
         for t in range(n_steps):
-            done = self._step(t, ~self._prev_done)
-            self._prev_done = done
+            self._step(t, ~self._episodes.after_end)
         self._buffers.arrays["obs"][n_steps] = self._obs
         return n_steps
 

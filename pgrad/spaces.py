@@ -24,6 +24,7 @@ from typing import NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from pgrad.constants import CHANNEL_ORDERS
 from pgrad.errors import PgradError
 
 __all__ = [
@@ -44,7 +45,6 @@ SUPPORTED_SPACES = {
     "action": "Discrete (Categorical), MultiDiscrete (independent Categoricals), "
               "MultiBinary (Bernoulli), Box with float dtype (diagonal Gaussian)",
 }
-CHANNEL_ORDERS = ("auto", "hwc", "chw")
 MIN_IMAGE_SIDE = 8
 
 

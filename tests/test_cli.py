@@ -1,4 +1,5 @@
-"""pgrad.cli: ``pgrad train`` / ``pgrad eval`` write what they promise and fail in one line."""
+"""pgrad.tools.cli: ``pgrad train`` / ``pgrad eval`` write what they promise, fail in one
+line."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import TEXT_ENV_ID, register_text_env
 
-from pgrad.cli import main
 from pgrad.config import Config
 from pgrad.envs import LINEWALK_ID
 from pgrad.presets import preset
+from pgrad.tools.cli import main
 
 TRAIN_FLAGS = ["--total-timesteps", "--stop-return", "--out", "--progress", "--no-progress",
                "--tensorboard", "--no-tensorboard", "--lr", "--resume", "--save-every"]
@@ -221,3 +223,133 @@ def test_an_unwritable_run_directory_fails_in_one_line(capsys) -> None:
     line = assert_one_line_error(capsys, main(["train", "--out", "/proc/pgrad-no/run",
                                                "--total-timesteps", "10", "--no-progress"]))
     assert "/proc/pgrad-no" in line
+
+
+# ---------------------------------------------------------------- faults (issue 13)
+def run_pgrad_bytes(*args: str | bytes) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pgrad", *args], capture_output=True,
+                          timeout=120, check=False)
+
+
+def assert_one_line_exit_2(proc: subprocess.CompletedProcess) -> str:
+    err = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else proc.stderr
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2, err
+    assert len(lines) == 1 and "Traceback" not in err and "error" in lines[0], err
+    return lines[0]
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999", str(2**31)])
+def test_eval_seed_out_of_range_is_one_line(seed: str, run_dir: Path, capsys) -> None:
+    line = assert_one_line_error(capsys, main(["eval", str(run_dir), "--seed", seed]))
+    assert "--seed" in line
+
+
+@pytest.mark.parametrize("args", [["--num-envs", "0"], ["--num-envs", "100000"],
+                                  ["--episodes", "100000000000"], ["--threads", "0"]])
+def test_eval_sizes_out_of_range_are_one_line(args: list[str], run_dir: Path, capsys) -> None:
+    assert args[0] in assert_one_line_error(capsys, main(["eval", str(run_dir), *args]))
+
+
+def test_an_undecodable_out_path_is_one_line(tmp_path: Path) -> None:
+    proc = run_pgrad_bytes("train", LINEWALK_ID, "--out", bytes(tmp_path) + b"/\xff",
+                           "--total-timesteps", "10", "--no-progress")
+    assert "UTF-8" in assert_one_line_exit_2(proc)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["plot", "RUN", "--out", ""], ["plot", "RUN", "--out", "DIR"],
+    ["compare", LINEWALK_ID, "--plot", ""], ["compare", LINEWALK_ID, "--out", ""],
+    ["compare", LINEWALK_ID, "--seeds", "1000000000"], ["train", "--out", ""],
+    ["eval", "RUN", "--video", ""],
+], ids=["plot-out-empty", "plot-out-dir", "compare-plot-empty", "compare-out-empty",
+        "compare-seeds", "train-out-empty", "eval-video-empty"])
+def test_empty_paths_and_huge_grids_are_one_line(argv: list[str], run_dir: Path,
+                                                 tmp_path: Path) -> None:
+    argv = [str(run_dir) if a == "RUN" else str(tmp_path) if a == "DIR" else a for a in argv]
+    start = time.perf_counter()
+    assert_one_line_exit_2(run_pgrad(*argv))
+    assert time.perf_counter() - start < 30  # refused before anything runs
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nproc_with_a_bad_config_fails_before_launching() -> None:
+    proc = run_pgrad("train", "--nproc", "2", "--lr", "-1")
+    assert "learning_rate" in assert_one_line_exit_2(proc)
+    assert "launching" not in proc.stdout
+
+
+# ---------------------------------------------------------------- settings that say so
+def test_preset_line_names_what_the_preset_changed(tmp_path: Path, capsys) -> None:
+    args = ["train", LINEWALK_ID, "--total-timesteps", "20", "--no-progress",
+            "--no-tensorboard", "--num-envs", "2", "--batch-episodes", "2"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"pgrad: applying the {LINEWALK_ID} preset")
+    assert "bootstrap_truncated=false" in first
+    assert main([*args, "--out", str(tmp_path / "b"), "--bootstrap-truncated"]) == 0
+    assert "changes nothing here" in capsys.readouterr().out.splitlines()[0]
+    assert main(["train", "CartPole-v9", "--total-timesteps", "1"]) == 2  # no preset, no line
+    assert "preset" not in capsys.readouterr().out
+
+
+def test_preset_line_is_none_without_a_preset() -> None:
+    from pgrad.tools.cli import preset_line
+
+    assert preset_line("CartPole-v1", {}) is None
+    line = preset_line("Pendulum-v1", {"learning_rate": 0.1})
+    assert line is not None and "num_envs=16" in line and "learning_rate" not in line
+
+
+def test_a_budget_smaller_than_a_batch_says_so(tmp_path: Path, capsys) -> None:
+    code = main(["train", LINEWALK_ID, "--total-timesteps", "100", "--out", str(tmp_path / "r"),
+                 "--no-progress", "--no-tensorboard", "--n-steps", "16", "--num-envs", "8",
+                 "--baseline"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "one batch is 16 steps x 8 envs = 128 steps" in out and "1 update(s)" in out
+    assert "note: only 1 update(s)" in out
+
+
+def test_budget_line_figures() -> None:
+    from pgrad.tools.cli import budget_line
+
+    config = Config(num_envs=4, batch_episodes=64)
+    assert budget_line(config, 30_000, 1, 999) is not None
+    assert "single update" in budget_line(config, 30_000, 1, 999)
+    assert "fewer than 10" in budget_line(config, 100_000, 1, 500)
+    assert budget_line(config, 500_000, 1, 500) is None
+    assert budget_line(config, 10, 1, None) is None  # episode length unknown: no guess
+    steps = Config(n_steps=8, num_envs=4)
+    assert budget_line(steps, 320, 1, None) is None
+    assert "4 update(s)" in budget_line(steps, 319, 2, None)  # 2 workers: 64-step batches
+
+
+# ---------------------------------------------------------------- extras, eval options
+def test_missing_moviepy_fails_before_playing(run_dir: Path, monkeypatch, capsys) -> None:
+    import pgrad.evaluation
+
+    monkeypatch.setitem(sys.modules, "moviepy", None)
+    monkeypatch.setattr(pgrad.evaluation, "evaluate", lambda *a, **k: pytest.fail("played"))
+    line = assert_one_line_error(capsys, main(["eval", str(run_dir), "--video", "x.mp4"]))
+    assert 'pip install "pgrad[video]"' in line
+
+
+def test_render_human_without_a_display_is_one_line(run_dir: Path, monkeypatch,
+                                                    capsys) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    line = assert_one_line_error(capsys, main(["eval", str(run_dir), "--render", "human"]))
+    assert "display" in line
+
+
+def test_eval_stochastic_and_num_envs(run_dir: Path, capsys) -> None:
+    assert main(["eval", str(run_dir), "--json", "--episodes", "6", "--num-envs", "4",
+                 "--stochastic"]) == 0
+    stochastic = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(run_dir), "--json", "--episodes", "6", "--num-envs", "4",
+                 "--no-deterministic"]) == 0
+    assert json.loads(capsys.readouterr().out) == stochastic
+    assert stochastic["episodes"] == 6

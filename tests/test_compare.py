@@ -12,11 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from pgrad import plot
-from pgrad.cli import main
-from pgrad.compare import directory_name, parse_overrides
 from pgrad.envs import LINEWALK_ID
 from pgrad.errors import PgradError
+from pgrad.tools import compare, plot
+from pgrad.tools.cli import main
+from pgrad.tools.compare import directory_name, label, parse_overrides
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMALL = "num_envs=4,batch_episodes=4,hidden_sizes=8,diagnostics_every=0"
@@ -56,7 +56,7 @@ def test_compare_writes_runs_plot_and_table(grid) -> None:
     out, stdout = grid
     for config in ["baseline=true", "baseline=false"]:
         for seed in (0, 1):
-            run = out / directory_name(f"{config},{SMALL}") / f"seed{seed}"
+            run = out / directory_name(label(parse_overrides(f"{config},{SMALL}"))) / f"seed{seed}"
             assert (run / "progress.csv").exists() and (run / "model.safetensors").exists()
             assert json.loads((run / "config.json").read_text())["seed"] == seed
     assert (out / "curves.png").read_bytes()[:8] == PNG_MAGIC
@@ -126,3 +126,78 @@ def test_steps_to_threshold_count_only_full_windows_of_episodes(tmp_path) -> Non
     assert row.reached == 1 and row.steps_to_threshold_median == np.inf
     (row,) = plot.summarize({"x": [lucky, lucky]}, threshold=0.8)
     assert row.steps_to_threshold_median == 30.0 and row.final_mean == pytest.approx(0.9)
+
+
+# ---------------------------------------------------------------- one configuration, one dir
+def test_equal_settings_written_differently_are_one_configuration() -> None:
+    texts = ["baseline=false,lr=3e-3", "baseline=false, lr=3e-3", " baseline = false ,lr=0.003",
+             "lr=0.003,baseline=no", "learning-rate=3E-3,baseline=False"]
+    settings = {tuple(sorted(parse_overrides(t).items())) for t in texts}
+    assert len(settings) == 1
+    assert label(parse_overrides(texts[1])) == "baseline=false,learning_rate=0.003"
+    with pytest.raises(PgradError, match="given twice"):
+        compare.plan_grid(LINEWALK_ID, texts[:2], [0])
+    with pytest.raises(PgradError, match="given twice"):
+        compare.plan_grid(LINEWALK_ID, ["", " "], [0])
+
+
+def test_distinct_settings_get_distinct_directories() -> None:
+    texts = ["baseline=false,lr=3e-3", "baseline=false", "hidden_sizes=32,32",
+             "hidden_sizes=32x32,n_steps=none", "hidden_sizes=3,232", "activation=relu",
+             "lr=0.1", "lr=0.10000000000000002", ""]
+    labels = [label(parse_overrides(t)) for t in texts]
+    assert len(set(labels)) == len(labels)
+    names = [directory_name(x) for x in labels]
+    assert len(set(names)) == len(names)
+    assert directory_name("baseline=false,learning_rate=0.003") == \
+        "baseline=false+learning_rate=0.003"
+    odd = ["a/b", "a_b", "a b", "a,b", "a+b", ".", "..", "x" * 300, "x" * 301]
+    odd_names = [directory_name(x) for x in odd]
+    assert len(set(odd_names)) == len(odd) and all("/" not in n and n not in (".", "..")
+                                                   for n in odd_names)
+
+
+def test_commas_inside_values_belong_to_the_value() -> None:
+    assert parse_overrides("hidden_sizes=32,32, baseline=false") == {
+        "hidden_sizes": (32, 32), "baseline": False}
+    with pytest.raises(PgradError, match="twice"):
+        parse_overrides("lr=0.1,lr=0.2")
+
+
+def test_compare_refuses_a_huge_grid_before_training(tmp_path) -> None:
+    with pytest.raises(PgradError, match="at most 1000 seeds"):
+        compare.plan_grid(LINEWALK_ID, [""], list(range(1001)))
+    with pytest.raises(PgradError, match="at most 10000 runs"):
+        compare.plan_grid(LINEWALK_ID, [f"lr=0.{k + 1}" for k in range(11)], list(range(1000)))
+
+
+def test_compare_without_matplotlib_fails_before_training(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setattr(compare, "run_grid", lambda *a, **k: pytest.fail("trained"))
+    code = main(["compare", LINEWALK_ID, "--seeds", "1", "--out", str(tmp_path / "g")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and 'pip install "pgrad[plot]"' in err
+    assert not (tmp_path / "g").exists()
+
+
+# ---------------------------------------------------------------- plot groups
+def fake_run(path, seed: int, total: int | None, final: float, **config) -> None:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"env_id": LINEWALK_ID, "seed": seed,
+                                                  **config}))
+    if total is not None:
+        (path / "run.json").write_text(json.dumps({"total_timesteps": total}))
+    (path / "progress.csv").write_text(
+        f"step,{plot.RETURN_KEY}\n10,0.0\n{total or 20},{final}\n")
+
+
+def test_plot_groups_by_configuration_env_and_budget(tmp_path) -> None:
+    fake_run(tmp_path / "long", 0, 300_000, 1.0)
+    fake_run(tmp_path / "short", 0, 30_000, 0.5)  # same seed, other budget: not a 2nd seed
+    fake_run(tmp_path / "long1", 1, 300_000, 0.8)
+    fake_run(tmp_path / "other_env", 0, 300_000, 0.2, env_id="CartPole-v1")
+    groups = plot.group_runs(plot.load_runs([tmp_path]))
+    sizes = {name: sorted(r.path.name for r in runs) for name, runs in groups.items()}
+    assert sorted(sizes.values()) == [["long", "long1"], ["other_env"], ["short"]]
+    assert any("total_timesteps=30000" in name for name in sizes)
+    assert any("env_id=CartPole-v1" in name for name in sizes)

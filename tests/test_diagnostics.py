@@ -16,7 +16,6 @@ from conftest import differing_parameters
 
 import pgrad
 from pgrad import exact
-from pgrad.cli import main
 from pgrad.diagnostics import (
     approx_kl,
     episode_segments,
@@ -26,6 +25,7 @@ from pgrad.diagnostics import (
 from pgrad.envs import LINEWALK_ID
 from pgrad.losses import reinforce_loss
 from pgrad.policies import make_policy
+from pgrad.tools.cli import main
 
 DIAGNOSTICS = ["diagnostics/grad_variance", "diagnostics/grad_snr", "diagnostics/kl",
                "diagnostics/grad_variance_without_baseline",

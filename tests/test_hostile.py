@@ -25,9 +25,9 @@ from safetensors.torch import save_file
 from test_checkpoint import CreatesFileWhenUnpickled, rewrite_metadata
 
 import pgrad
-from pgrad.cli import main
 from pgrad.envs import LINEWALK_ID
 from pgrad.guard import Diverged
+from pgrad.tools.cli import main
 
 
 def one_line_error(capsys, code: int) -> str:

@@ -19,8 +19,8 @@ import pytest
 from conftest import differing_parameters
 
 import pgrad
-from pgrad.cli import main
 from pgrad.envs import LINEWALK_ID
+from pgrad.tools.cli import main
 
 TINY = ["--num-envs", "4", "--batch-episodes", "4", "--hidden-sizes", "8", "--seed", "2",
         "--no-progress", "--no-tensorboard"]
@@ -32,7 +32,7 @@ SLOW_WRITER = """
 import sys, time
 import safetensors.torch
 import pgrad.checkpoint
-from pgrad.cli import main
+from pgrad.tools.cli import main
 
 def slow_save_file(tensors, filename, metadata=None):
     data = safetensors.torch.save(tensors, metadata=metadata)

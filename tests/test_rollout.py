@@ -195,3 +195,26 @@ def test_reset_obs_is_the_env_reset() -> None:
     c = collector(num_envs=2, action=1, episodes=2)
     batch = c.collect()
     np.testing.assert_array_equal(batch.obs[0].numpy(), np.zeros((2, 4), dtype=np.float32))
+
+
+def test_episode_tracker_skips_reset_steps_and_reports_finished_episodes() -> None:
+    """Two envs under next-step autoreset: env 0 ends at step 1, so step 2 is its reset
+    step (reward 0, not counted); env 1 ends at step 2."""
+    from pgrad.rollout import EpisodeTracker
+
+    tracker = EpisodeTracker(2)
+    no = np.zeros(2, dtype=bool)
+    done, finished = tracker.step(np.array([1.0, 2.0]), no, no)
+    assert finished is None and tracker.lengths.tolist() == [1, 1]
+    done, finished = tracker.step(np.array([1.0, 2.0]), np.array([True, False]), no)
+    assert done.tolist() == [True, False] and finished is not None
+    assert finished.envs.tolist() == [0] and finished.returns.tolist() == [2.0]
+    assert finished.lengths.tolist() == [2] and tracker.after_end.tolist() == [True, False]
+    done, finished = tracker.step(np.array([0.0, 2.0]), no, np.array([False, True]))
+    assert finished is not None and finished.envs.tolist() == [1]
+    assert finished.returns.tolist() == [6.0] and finished.lengths.tolist() == [3]
+    assert tracker.lengths.tolist() == [0, 0]  # env 0's reset step counted nowhere
+    tracker.step(np.array([5.0, 0.0]), no, no, counted=np.array([True, False]))
+    assert tracker.returns.tolist() == [5.0, 0.0]
+    tracker.reset()
+    assert tracker.returns.tolist() == [0.0, 0.0] and not tracker.after_end.any()

@@ -8,7 +8,7 @@ import io
 import pytest
 
 import pgrad
-from pgrad.cli import main
+from pgrad.tools.cli import main
 
 pytest.importorskip("moviepy")
 pytest.importorskip("pygame")

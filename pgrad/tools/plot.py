@@ -1,7 +1,8 @@
 """Learning curves and summary tables from run directories (``pgrad plot``, ``pgrad compare``).
 
 A *run* is a directory with ``progress.csv`` and ``config.json`` (what ``pgrad train``
-writes). Runs are grouped into *configurations* by their settings with the seed left out;
+writes). Runs are grouped into *configurations* by their settings with the seed left out (the env
+id included) and their budget of env steps (``run.json``);
 a configuration's label names the settings in which the groups differ
 (``baseline=False``). For each configuration:
 
@@ -20,6 +21,7 @@ Matplotlib is needed only to draw, and imported only then (``pip install "pgrad[
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -32,8 +34,8 @@ import numpy as np
 from pgrad import safeio
 from pgrad.errors import PgradError
 
-__all__ = ["Run", "Summary", "bootstrap_ci", "group_runs", "interquartile_mean", "load_runs",
-           "plot_curves", "summarize", "write_summary"]
+__all__ = ["Run", "Summary", "bootstrap_ci", "check_plot_support", "group_runs",
+           "interquartile_mean", "load_runs", "plot_curves", "summarize", "write_summary"]
 
 RETURN_KEY = "rollout/ep_return_mean"
 GRID_POINTS = 200
@@ -47,6 +49,8 @@ class Run:
     path: Path
     config: dict[str, Any]
     columns: dict[str, np.ndarray]
+    total_timesteps: int | None = None
+    """The run's budget of env steps (its ``run.json``; None when it has none)."""
 
     def curve(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, values)`` of ``metric``, rows where it is NaN left out."""
@@ -81,16 +85,26 @@ def _load_run(path: Path) -> Run:
     try:
         config = (safeio.read_json(config_file, 2**20, "run config")
                   if config_file.exists() else {})
+        budget = _budget(path / "run.json")
         text = safeio.read_text(path / "progress.csv", safeio.MAX_CSV_BYTES, "progress file")
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    except (OSError, ValueError, csv.Error) as e:
+    except (OSError, ValueError, RecursionError, csv.Error) as e:
         raise PgradError(f"cannot read the run in {path}: {e}") from e
     if not isinstance(config, dict):
         raise PgradError(f"{config_file} is not a JSON object of settings")
     if not rows:
         raise PgradError(f"{path / 'progress.csv'} has no rows")
     columns = {key: np.array([_number(r.get(key)) for r in rows]) for key in rows[0]}
-    return Run(path=path, config=config, columns=columns)
+    return Run(path=path, config=config, columns=columns, total_timesteps=budget)
+
+
+def _budget(run_file: Path) -> int | None:
+    """``total_timesteps`` of a run's ``run.json`` (None without one, or without a number)."""
+    if not run_file.exists():
+        return None
+    run = safeio.read_json(run_file, 2**20, "run settings")
+    total = run.get("total_timesteps") if isinstance(run, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
 def _number(text: str | None) -> float:
@@ -101,9 +115,13 @@ def _number(text: str | None) -> float:
 
 
 def group_runs(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs grouped by their settings without the seed, labelled by what differs."""
+    """Runs grouped by their settings without the seed (``config.json``, which names the
+    env) and their budget of env steps, labelled by what differs: only runs of one
+    configuration on one env for the same number of steps are seeds of one curve."""
     def key(run: Run) -> str:
-        return json.dumps({k: v for k, v in run.config.items() if k != "seed"}, sort_keys=True)
+        settings = {k: v for k, v in run.config.items() if k != "seed"}
+        settings["total_timesteps"] = run.total_timesteps
+        return json.dumps(settings, sort_keys=True)
 
     groups: dict[str, list[Run]] = {}
     for run in runs:
@@ -228,7 +246,19 @@ def write_summary(rows: list[Summary], out: Path, metric: str = RETURN_KEY) -> s
     return markdown
 
 
+def check_plot_support() -> None:
+    """Raise a PgradError with the fix unless matplotlib is installed (checked before any
+    run is trained or read; imported only to draw)."""
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except ValueError:  # in sys.modules as None: known missing
+        found = False
+    if not found:
+        raise PgradError('plotting needs matplotlib: pip install "pgrad[plot]"')
+
+
 def _pyplot() -> Any:
+    check_plot_support()
     try:
         import matplotlib
     except ImportError:

@@ -1,29 +1,35 @@
 """Videos of a trained agent: ``pgrad eval RUN_DIR --video out.mp4`` (or a directory).
 
-Episodes are played in one env made with ``render_mode="rgb_array"`` and written by
+Episodes are played in one env made with ``render_mode="rgb_array"`` (as evaluation plays
+them, :func:`pgrad.evaluation.play_episodes`) and written by
 Gymnasium's ``RecordVideo`` wrapper (one MP4 per episode; it needs moviepy, and classic
 control envs render with pygame: ``pip install "pgrad[video]"``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
 from pgrad.errors import PgradError
 
 if TYPE_CHECKING:
     from pgrad.agent import Reinforce
 
-__all__ = ["record_video"]
+__all__ = ["check_video_support", "record_video"]
 
 _INSTALL = 'pip install "pgrad[video]"'
+
+
+def check_video_support() -> None:
+    """Raise a PgradError with the fix unless moviepy (the recorder's writer) is installed;
+    called before any episode is played."""
+    if importlib.util.find_spec("moviepy") is None:
+        raise PgradError(f"recording videos needs moviepy: {_INSTALL}")
 
 
 def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
@@ -32,16 +38,16 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
     """Play ``episodes`` episodes of ``agent`` and write them as MP4 files; returns them.
 
     ``path`` ending in ``.mp4`` names the file (with several episodes: ``NAME-episode-K.mp4``
-    beside it); any other path is a directory that gets ``episode-K.mp4``.
+    beside it); any other path is a directory that gets ``episode-K.mp4``. The episodes
+    are the first ``episodes`` of one env reset with ``seed`` (played as
+    :func:`pgrad.evaluation.play_episodes` plays them).
     """
     import gymnasium as gym
 
-    try:
-        import moviepy  # noqa: F401  (RecordVideo's writer; fail early with the fix)
-    except ImportError:
-        raise PgradError(f"recording videos needs moviepy: {_INSTALL}") from None
-    from pgrad.envs import make_env
+    from pgrad.envs import make_env, make_vec_env
+    from pgrad.evaluation import play_episodes
 
+    check_video_support()
     if episodes < 1:
         raise PgradError(f"episodes must be at least 1, got {episodes}")
     env_id = env_id or agent.config.env_id
@@ -57,33 +63,26 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
     stem = path.stem if single_file else "episode"
     written = []
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        try:  # the agent's env as evaluation makes it: packages, kwargs, episode cap
-            env = make_env(env_id, render_mode="rgb_array", **agent.env_options(
-                own_env=env_id == agent.config.env_id))
-        except PgradError as e:
-            raise PgradError(f"cannot render {env_id}: {e} ({_INSTALL})") from e
-        if fps is not None:
-            env.metadata = {**env.metadata, "render_fps": fps}
+        options = agent.env_options(own_env=env_id == agent.config.env_id)
         frames_dir = Path(tmp) / "frames"  # new, so the recorder has nothing to overwrite
-        env = gym.wrappers.RecordVideo(env, str(frames_dir), episode_trigger=lambda _: True,
-                                       name_prefix="video", disable_logger=True)
-        if isinstance(env.observation_space, gym.spaces.Dict | gym.spaces.Tuple):
-            env = gym.wrappers.FlattenObservation(env)  # as the policy saw them in training
-        generator = torch.Generator(device=agent.policy.device).manual_seed(seed)
+
+        def filmed_env() -> gym.Env:
+            env = make_env(env_id, render_mode="rgb_array", **options)
+            if fps is not None:
+                env.metadata = {**env.metadata, "render_fps": fps}
+            return gym.wrappers.RecordVideo(env, str(frames_dir), name_prefix="video",
+                                            episode_trigger=lambda k: k < episodes,
+                                            disable_logger=True)
+
         try:
-            for episode in range(episodes):
-                obs, _ = env.reset(seed=seed + episode)
-                done = False
-                while not done:
-                    with torch.inference_mode():
-                        action = agent.policy.sample(np.asarray(obs)[None], deterministic,
-                                                     generator)
-                    obs, _, terminated, truncated, _ = env.step(agent.policy.to_env(action)[0])
-                    done = terminated or truncated
-        except gym.error.DependencyNotInstalled as e:
-            raise PgradError(f"cannot render {env_id}: {e}") from e
-        finally:
-            env.close()
+            envs = make_vec_env(filmed_env, 1, "sync")
+            try:
+                play_episodes(agent.policy, envs, episodes, deterministic=deterministic,
+                              seed=seed)
+            finally:
+                envs.close()  # the recorder writes the last episode's file on close
+        except (gym.error.DependencyNotInstalled, PgradError) as e:
+            raise PgradError(f"cannot render {env_id}: {e} ({_INSTALL})") from e
         for episode in range(episodes):
             source = frames_dir / f"video-episode-{episode}.mp4"
             if not source.exists():
