@@ -9,14 +9,17 @@ Each can be used alone: :func:`pgrad.returns.discounted_returns` and
 policy from Gymnasium spaces, and :class:`Reinforce` wires everything together.
 
 ``import pgrad`` is cheap: each name is imported on first use, so the ``pgrad`` command
-answers ``--help`` without loading torch. The tutorial's ``pgrad/LineWalk-v0`` is registered
-with Gymnasium as soon as pgrad's env code loads (any agent, env or policy use); to
-``gymnasium.make`` it before that, call :func:`pgrad.register_envs`.
+answers ``--help`` without loading torch or gymnasium. The tutorial's ``pgrad/LineWalk-v0``
+is registered with Gymnasium as soon as both are imported, in either order (a one-shot
+import hook waits for gymnasium), so ``gymnasium.make("pgrad/LineWalk-v0")`` works after
+``import pgrad`` as it always did.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -82,8 +85,32 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
+class _RegisterWhenGymnasiumLoads(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """A one-shot import hook: the first ``import gymnasium`` runs as usual, then registers
+    pgrad's envs (so ``import pgrad`` itself stays free of gymnasium's import cost)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "gymnasium":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)  # found by the real finders
+        if spec is not None and spec.loader is not None:
+            self.loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__spec__.loader = module.__loader__ = self.loader  # gymnasium's own again
+        self.loader.exec_module(module)
+        importlib.import_module("pgrad.envs")  # registers the envs as it loads
+
+
 if "gymnasium" in sys.modules:  # cheap now: make pgrad/LineWalk-v0 known to gym.make at once
     __getattr__("register_envs")()
+elif not any(isinstance(f, _RegisterWhenGymnasiumLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenGymnasiumLoads())
 
 
 __all__ = [

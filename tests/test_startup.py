@@ -105,3 +105,16 @@ def test_sigint_during_start_up_is_one_line_and_exit_130(tmp_path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_linewalk_is_known_to_gymnasium_after_a_bare_import_pgrad() -> None:
+    code = ("import sys, pgrad\n"
+            "assert 'gymnasium' not in sys.modules\n"
+            "import gymnasium as gym\n"
+            "env = gym.make('pgrad/LineWalk-v0')\n"
+            "assert type(gym.__spec__.loader).__module__ != 'pgrad'\n"
+            "print(env.spec.id)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "pgrad/LineWalk-v0"
