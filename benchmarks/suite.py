@@ -170,9 +170,10 @@ def run_pgrad(row: str, env_id: str, seed: int, budget: int, eval_every: int,
         agent.learn(target - agent.num_timesteps, tensorboard=False)
         train_seconds += time.perf_counter() - t0
         if agent.num_timesteps >= mark or agent.num_timesteps >= budget:
-            record(min(mark, budget))
-            while mark <= agent.num_timesteps:
-                mark += eval_every
+            # A chunk may overshoot several marks (whole-episode batches): label the
+            # evaluation with the last mark passed.
+            record(min(agent.num_timesteps // eval_every * eval_every, budget))
+            mark = (agent.num_timesteps // eval_every + 1) * eval_every
     final = pgrad.evaluate(agent, episodes=FINAL_EPISODES, seed=eval_seed, num_envs=EVAL_ENVS)
     settings = agent.config.to_dict()
     agent.close()

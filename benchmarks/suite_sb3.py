@@ -189,9 +189,9 @@ def run_sb3(algo: str, env_id: str, seed: int, budget: int, eval_every: int,
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_mark:
-                record(self.num_timesteps, self.next_mark)
-                while self.next_mark <= self.num_timesteps:
-                    self.next_mark += eval_every
+                last = self.num_timesteps // eval_every * eval_every  # the last mark passed
+                record(self.num_timesteps, min(last, budget))
+                self.next_mark = last + eval_every
             return True
 
     record(0, 0)
