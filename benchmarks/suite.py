@@ -256,19 +256,23 @@ def iqm_ci(finals: np.ndarray) -> tuple[float, float, float]:
     return iqm, float(cis["row"][0, 0]), float(cis["row"][1, 0])
 
 
-def curve_band(curves: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                        np.ndarray]:
-    """Marks, IQM over seeds and a 95 % bootstrap band (seeds resampled, NumPy)."""
+def curve_band(curves: list[list[dict[str, float]]], budget: int, eval_every: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Marks, IQM over seeds and a 95 % bootstrap band (seeds resampled, NumPy).
+
+    Each seed's evaluations are interpolated linearly at the marks 0, eval_every, …, budget
+    by their exact env step (whole-episode batches may pass a mark without an evaluation).
+    """
     from scipy.stats import trim_mean
 
-    marks = sorted(set.intersection(*(set(c) for c in curves)))
-    scores = np.array([[c[m] for m in marks] for c in curves])  # [seeds, marks]
+    marks = np.append(np.arange(0, budget, eval_every), budget)
+    scores = np.array([np.interp(marks, [p["step"] for p in c], [p["mean"] for p in c])
+                       for c in curves])  # [seeds, marks]
     iqm = trim_mean(scores, 0.25, axis=0)
     rng = np.random.default_rng(0)
     idx = rng.integers(0, len(curves), size=(1000, len(curves)))
     boot = np.stack([trim_mean(scores[i], 0.25, axis=0) for i in idx])
-    return (np.array(marks), iqm, np.percentile(boot, 2.5, axis=0),
-            np.percentile(boot, 97.5, axis=0))
+    return marks, iqm, np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
 
 
 def plot_env(env_id: str, by_row: dict[str, list[dict[str, Any]]], path: Path) -> None:
@@ -279,11 +283,12 @@ def plot_env(env_id: str, by_row: dict[str, list[dict[str, Any]]], path: Path) -
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for row, runs in by_row.items():
-        curves = [{int(p["mark"]): p["mean"] for p in r["curve"]} for r in runs
-                  if "error" not in r]
-        if not curves:
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
             continue
-        marks, iqm, lo, hi = curve_band(curves)
+        curves = [r["curve"] for r in ok]
+        marks, iqm, lo, hi = curve_band(curves, min(r["budget"] for r in ok),
+                                        min(r["eval_every"] for r in ok))
         ax.plot(marks, iqm, color=ROW_COLORS[row], linestyle=ROW_STYLES[row],
                 label=f"{ROW_LABELS[row]} ({len(curves)} seeds)")
         if len(curves) > 1:

@@ -64,6 +64,7 @@ def _fake_run(out: Path, row: str, seed: int, final: float) -> None:
     path.write_text(json.dumps(record))
 
 
+@pytest.mark.slow
 def test_report_counts_thresholds_and_marks_failing_seeds(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("rliable")
