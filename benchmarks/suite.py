@@ -202,7 +202,7 @@ def execute(job: Job) -> dict[str, Any]:
 
             result = run_sb3(job.row, job.env_id, job.seed, job.budget, job.eval_every,
                              job.eval_episodes, FINAL_EPISODES,
-                             job.seed + EVAL_SEED_OFFSET, EVAL_ENVS)
+                             job.seed + EVAL_SEED_OFFSET, EVAL_ENVS, load_samples)
         else:
             result = run_pgrad(job.row, job.env_id, job.seed, job.budget, job.eval_every,
                                job.eval_episodes, load_samples)
@@ -371,6 +371,12 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
         cmds = sorted({r["row_command"] for r in rs})
         lines.append(f"- {ROW_LABELS[row]}: " + "; ".join(f"`{c}`" for c in cmds)
                      + f" — {_row_api(row, env_id, rs[0])}")
+    preset_settings = {r["seed"]: r.get("settings") for r in by_row.get("preset", [])}
+    if "mc" in by_row and all(r.get("settings") == preset_settings.get(r["seed"], 0)
+                              for r in by_row["mc"]):
+        lines += ["", "The Monte-Carlo row resolves to the same Config as the preset row "
+                  "here (the preset already batches whole episodes and the Config has no "
+                  "`gae_lambda`), so its runs repeat the preset's, seed for seed."]
     lines += ["", f"![{env_id} learning curves]({png.relative_to(out.parent)})", ""]
     crashed = [r for r in runs if "error" in r]
     for r in crashed:

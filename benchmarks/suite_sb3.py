@@ -16,6 +16,7 @@ SB3 is a benchmark-only dependency (``pip install pgrad[bench]``), imported only
 from __future__ import annotations
 
 import copy
+import os
 import time
 from typing import Any
 
@@ -140,13 +141,14 @@ def build_model(algo: str, env_id: str, seed: int) -> tuple[Any, Any, dict[str, 
 
 def run_sb3(algo: str, env_id: str, seed: int, budget: int, eval_every: int,
             eval_episodes: int, final_episodes: int, eval_seed: int,
-            eval_envs: int) -> dict[str, Any]:
+            eval_envs: int, load_samples: list[float]) -> dict[str, Any]:
     """Train one seed for ``budget`` env steps with periodic deterministic evaluation.
 
     Evaluation: SB3's ``evaluate_policy`` (the first k episodes of each sub-env, so every
     started episode is counted) on a separate DummyVecEnv seeded with ``eval_seed`` before
     every evaluation, sharing the training VecNormalize statistics in eval mode (no update,
-    raw rewards). Training time excludes evaluation time.
+    raw rewards). Training time excludes evaluation time. The 1-min load average is
+    appended to ``load_samples`` at every evaluation.
     """
     import stable_baselines3
     import torch
@@ -181,6 +183,7 @@ def run_sb3(algo: str, env_id: str, seed: int, budget: int, eval_every: int,
         eval_seconds += time.perf_counter() - t0
         curve.append({"mark": mark, "step": step, "mean": float(r.mean()),
                       "std": float(r.std())})
+        load_samples.append(os.getloadavg()[0])
 
     class PeriodicEval(BaseCallback):
         def __init__(self) -> None:
