@@ -372,8 +372,13 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
         lines.append(f"- {ROW_LABELS[row]}: " + "; ".join(f"`{c}`" for c in cmds)
                      + f" — {_row_api(row, env_id, rs[0])}")
     preset_settings = {r["seed"]: r.get("settings") for r in by_row.get("preset", [])}
-    if "mc" in by_row and all(r.get("settings") == preset_settings.get(r["seed"], 0)
-                              for r in by_row["mc"]):
+    same = [row for row in ("defaults", "mc") if row in by_row and all(
+        r.get("settings") == preset_settings.get(r["seed"], 0) for r in by_row[row])]
+    if "defaults" in same:
+        lines += ["", "The environment's preset is empty: the defaults row resolves to the "
+                  "same Config as the preset row, so its runs repeat the preset's, seed for "
+                  "seed (timings aside)."]
+    if "mc" in same:
         lines += ["", "The Monte-Carlo row resolves to the same Config as the preset row "
                   "here (the preset already batches whole episodes and the Config has no "
                   "`gae_lambda`), so its runs repeat the preset's, seed for seed."]
