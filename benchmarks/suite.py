@@ -368,9 +368,8 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
                       "train s / run", "mean load"], rows), ""]
     lines += ["Commands (each run's JSON has its resolved settings):", ""]
     for row, rs in by_row.items():
-        cmds = sorted({r["row_command"] for r in rs})
-        lines.append(f"- {ROW_LABELS[row]}: " + "; ".join(f"`{c}`" for c in cmds)
-                     + f" — {_row_api(row, env_id, rs[0])}")
+        command = max(rs, key=lambda r: r["seed"])["row_command"]  # covers every seed run
+        lines.append(f"- {ROW_LABELS[row]}: `{command}` — {_row_api(row, env_id, rs[0])}")
     preset_settings = {r["seed"]: r.get("settings") for r in by_row.get("preset", [])}
     same = [row for row in ("defaults", "mc") if row in by_row and all(
         r.get("settings") == preset_settings.get(r["seed"], 0) for r in by_row[row])]
@@ -419,8 +418,8 @@ def write_report(out: Path) -> Path:
     machines = sorted({f"{i['cpu']}, {i['cores']} cores, {i['ram_gib']} GiB RAM, {i['os']}"
                        for i in infos})
     versions = sorted({f"Python {i['python']}, torch {i['torch']}, gymnasium {i['gymnasium']}, "
-                       f"NumPy {i['numpy']}, pgrad {i['pgrad']} (git {i['git']})"
-                       for i in infos})
+                       f"NumPy {i['numpy']}, pgrad {i['pgrad']}" for i in infos})
+    commits = sorted({i["git"] for i in infos})
     sb3 = sorted({r["versions"]["stable_baselines3"] for r in runs
                   if r.get("versions", {}).get("stable_baselines3")})
     loads = [float(np.mean(r["load_samples"])) for r in runs]
@@ -436,7 +435,8 @@ def write_report(out: Path) -> Path:
         f"{dates[-1] if dates else '–'}.",
         f"- Machine: {'; '.join(machines) or '–'}.",
         f"- Versions: {'; '.join(versions) or '–'}"
-        + (f"; stable-baselines3 {', '.join(sb3)}" if sb3 else "") + ".",
+        + (f"; stable-baselines3 {', '.join(sb3)}" if sb3 else "")
+        + f"; git {', '.join(commits)} (each run's JSON names its own).",
         "- One torch thread per run (pgrad's default; SB3 set with `torch.set_num_threads(1)`, "
         "its fastest setting on 2 cores). At most `--jobs` runs at a time "
         f"(these: {', '.join(str(j) for j in sorted({r['jobs'] for r in runs}))}).",
