@@ -1,0 +1,110 @@
+"""The benchmark suite harness (benchmarks/suite.py): thresholds, zoo table, runs, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import suite  # noqa: E402
+import suite_sb3  # noqa: E402
+
+
+def test_every_suite_env_has_a_zoo_entry_for_both_algorithms() -> None:
+    for algo in ("a2c", "ppo"):
+        assert set(suite_sb3.ZOO[algo]) == set(suite.ENVS)
+    with pytest.raises(ValueError, match="no rl-baselines3-zoo entry"):
+        suite_sb3.zoo_hyperparams("ppo", "Pong-v5")
+    entry = suite_sb3.zoo_hyperparams("ppo", "Hopper-v5")
+    entry["policy_kwargs"]["net_arch"]["pi"].append(1)  # a copy: the table is unchanged
+    assert suite_sb3.ZOO["ppo"]["Hopper-v5"]["policy_kwargs"]["net_arch"]["pi"] == [256, 256]
+
+
+def test_linear_schedule_decays_to_zero() -> None:
+    pytest.importorskip("stable_baselines3")
+    schedule = suite_sb3._schedule("lin_0.001")
+    assert schedule(1.0) == pytest.approx(0.001)  # progress_remaining = 1 at the start
+    assert schedule(0.5) == pytest.approx(0.0005)
+    assert schedule(0.0) == pytest.approx(0.0)
+    assert suite_sb3._schedule(3e-4) == 3e-4
+
+
+def test_thresholds_per_row() -> None:
+    assert suite.reaches(150.0, "LunarLander-v3", "defaults")
+    assert not suite.reaches(150.0, "LunarLander-v3", "preset")
+    assert suite.reaches(-390.0, "Pendulum-v1", "defaults")
+    assert not suite.reaches(-390.0, "Pendulum-v1", "mc")
+    assert suite.reaches(1000.0, "InvertedPendulum-v5", "preset")
+    assert not suite.reaches(999.0, "InvertedPendulum-v5", "preset")
+
+
+def _fake_run(out: Path, row: str, seed: int, final: float) -> None:
+    record = {
+        "env_id": "CartPole-v1", "row": row, "seed": seed, "budget": 1000, "eval_every": 500,
+        "eval_episodes": 5, "final_episodes": 20, "jobs": 1,
+        "row_command": f"python benchmarks/suite.py CartPole-v1 --rows {row}",
+        "info": {"date_utc": "2026-01-01 00:00:00 UTC", "cpu": "cpu", "cores": 2,
+                 "ram_gib": 1.0, "os": "os", "python": "3", "torch": "t", "gymnasium": "g",
+                 "numpy": "n", "pgrad": "p", "git": "abc"},
+        "steps": 1000, "train_seconds": 2.0, "eval_seconds": 0.1, "steps_per_s": 500.0,
+        "curve": [{"mark": 0, "step": 0, "mean": 10.0, "std": 0.0},
+                  {"mark": 500, "step": 510, "mean": final / 2, "std": 1.0},
+                  {"mark": 1000, "step": 1020, "mean": final, "std": 1.0}],
+        "final_returns": [final] * 20, "final_mean": final, "final_std": 0.0,
+        "settings": {}, "versions": {}, "wall_seconds": 3.0, "load_samples": [3.0, 3.0],
+    }
+    path = suite.run_path(out, "CartPole-v1", row, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.slow
+def test_report_counts_thresholds_and_marks_failing_seeds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("rliable")
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(suite, "BOOTSTRAP_REPS", 200)
+    out = tmp_path / "suite"
+    for seed, final in enumerate([500.0, 480.0, 200.0, 500.0]):
+        _fake_run(out, "preset", seed, final)
+    md = suite.write_report(out).read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| pgrad, preset |"))
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[1] == "4" and cells[2] == "3/4 (≥ 475)"
+    assert cells[3] == "490.0"  # IQM of 200, 480, 500, 500: mean of the middle two
+    assert "**s2: 200**" in cells[6] and "s0: 500" in cells[6]
+    assert cells[7].startswith("≈")  # load 3 on 2 cores: rough
+    assert (out / "CartPole-v1" / "curves.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_one_pgrad_run_writes_its_json_and_is_then_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("rliable")
+    pytest.importorskip("matplotlib")
+    threads = torch.get_num_threads()
+    out = tmp_path / "suite"
+    path = suite.run_path(out, "CartPole-v1", "defaults", 0)
+    job = suite.Job("CartPole-v1", "defaults", 0, 3000, 1000, 2, path, "cmd", 1)
+    try:
+        record = suite.execute(job)
+    finally:
+        torch.set_num_threads(threads)
+    assert "error" not in record, record.get("traceback")
+    saved = json.loads(path.read_text())
+    assert saved["steps"] >= 3000 and len(saved["final_returns"]) == suite.FINAL_EPISODES
+    marks = [p["mark"] for p in saved["curve"]]  # a batch of 64 episodes is > 1000 steps
+    assert marks[0] == 0 and marks[-1] == 3000 and marks == sorted(set(marks))
+    assert all(p["step"] >= p["mark"] for p in saved["curve"])
+    before = path.stat().st_mtime_ns
+    assert suite.main(["CartPole-v1", "--rows", "defaults", "--seeds", "1", "--budget", "3000",
+                       "--eval-every", "1000", "--out", str(out)]) == 0
+    assert "0 runs to do" in capsys.readouterr().out
+    assert path.stat().st_mtime_ns == before
+    assert "| pgrad, defaults (no preset) | 1 |" in out.with_suffix(".md").read_text()
