@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from pgrad import Reinforce, evaluate
-from pgrad.cli import _key_value, main
-from pgrad.config import Config
+from pgrad.config import Config, field_kind
 from pgrad.envs import KNOWN_PACKAGES, LineWalkEnv, check_env_id, env_available, make_vec_env
 from pgrad.errors import PgradError
+from pgrad.tools.cli import main
 
 ENVMODS = Path(__file__).parent / "envmods"
 MODULE = "pgrad_test_envs"
@@ -117,7 +117,7 @@ def test_env_kwargs_with_a_callable_are_refused() -> None:
     ("size=[3, 4]", ("size", [3, 4])), ("name=", ("name", "")),
 ])
 def test_key_value_parses_json_where_it_can(text: str, pair: tuple) -> None:
-    assert _key_value(text) == pair
+    assert field_kind("dict[str, Any]").parse_words([text]) == dict([pair])
 
 
 @pytest.mark.parametrize(("fields", "match"), [
@@ -187,7 +187,7 @@ def test_cli_bad_env_kwargs_and_missing_package_are_one_line_errors(capsys) -> N
     with pytest.raises(SystemExit) as info:
         main(["train", "--env-kwargs", "no-equals-sign"])
     assert info.value.code == 2
-    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert "expected key=value" in capsys.readouterr().err
     code = main(["train", "Foo-v0", "--env-package", "no_such_envs_xyz", "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "pip install no-such-envs-xyz" in err[0]
@@ -235,7 +235,7 @@ def test_video_plays_with_the_agents_env_settings(tmp_path) -> None:
     pytest.importorskip("moviepy")
     pytest.importorskip("pygame")
     imageio = pytest.importorskip("imageio")
-    from pgrad.video import record_video
+    from pgrad.tools.video import record_video
 
     # CliffWalking has no time limit; an untrained walk does not reach the goal in 12 steps.
     agent = Reinforce("CliffWalking-v1", max_episode_steps=12, **SMALL)

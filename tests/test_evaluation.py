@@ -173,5 +173,6 @@ def test_evaluate_passes_the_render_mode_to_the_env(monkeypatch) -> None:
 
     monkeypatch.setattr(pgrad.evaluation, "make_vec_env", spy)
     result = evaluate(always_right_agent(), episodes=3, render_mode="human")
-    assert made == {"num_envs": 1, "vectorization": "sync", "render_mode": "human"}
+    assert {k: made[k] for k in ("num_envs", "vectorization", "render_mode")} == {
+        "num_envs": 1, "vectorization": "sync", "render_mode": "human"}
     assert result.episodes == 3

@@ -253,7 +253,7 @@ def _run_dir(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_cli_export_writes_the_file(tmp_path: Path, fmt: str,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from pgrad.cli import main
+    from pgrad.tools.cli import main
 
     run = _run_dir(tmp_path)
     assert main(["export", str(run), "--format", fmt]) == 0
@@ -269,7 +269,7 @@ def test_cli_export_writes_the_file(tmp_path: Path, fmt: str,
 def test_cli_export_without_onnx_packages_exits_2(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from pgrad.cli import main
+    from pgrad.tools.cli import main
 
     monkeypatch.setitem(sys.modules, "onnx", None)
     assert main(["export", str(tmp_path / "no-such-run")]) == 2
@@ -279,7 +279,7 @@ def test_cli_export_without_onnx_packages_exits_2(tmp_path: Path,
 
 def test_cli_export_of_a_missing_run_exits_2(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from pgrad.cli import main
+    from pgrad.tools.cli import main
 
     assert main(["export", str(tmp_path / "nothing"), "--format", "torchscript"]) == 2
     assert capsys.readouterr().err.startswith("pgrad export: error: no checkpoint at ")

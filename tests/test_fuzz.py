@@ -36,25 +36,10 @@ NOT_FUZZED = {"-h", "--help", "--nproc", "--dist-timeout", "--device", "--jobs",
               "--vectorization"}
 """--nproc and --dist-timeout launch torchrun workers, --device cuda needs CUDA, --jobs and
 async vectorization start processes; their checks are unit-tested in test_cli.py."""
-KNOWN_CLI_FAULTS = {
-    ("eval", "--seed", "Error"), ("eval", "--seed", "ValueError"),
-    ("eval", "--seed", "OverflowError"), ("compare", "--seeds", "OverflowError"),
-    ("compare", "--seeds", "MemoryError"), ("plot", "--out", "ValueError"),
-    ("compare", "--plot", "ValueError"),
-}
-"""(command, option, exception) of issue 13's argument faults that the CLI's own change
-fixes (``pgrad eval RUN --seed -1`` / ``--seed 1e20`` reach gymnasium's seeding, ``pgrad
-compare --seeds 1000000000`` a ``range`` of that size, ``pgrad plot RUN --out ""`` an
-empty path): counted and printed, not failed, until that change is merged; then this set
-must be emptied."""
-
-
 def cli_module() -> Any:
-    """The CLI module (moving to pgrad.tools.cli; pgrad.cli before that)."""
-    try:
-        from pgrad.tools import cli
-    except ImportError:
-        from pgrad import cli
+    """The CLI module."""
+    from pgrad.tools import cli
+
     return cli
 
 
@@ -163,7 +148,8 @@ def run_cli(argv: list[str]) -> tuple[str, str]:
 
 def test_cli_fuzz_never_ends_in_a_traceback_or_a_hang(fuzz_run: Path, tmp_path: Path,
                                                       monkeypatch) -> None:
-    from pgrad import agent, compare, evaluation, plot
+    from pgrad import agent, evaluation
+    from pgrad.tools import compare, plot
 
     real_evaluate = evaluation.evaluate
 
@@ -176,11 +162,10 @@ def test_cli_fuzz_never_ends_in_a_traceback_or_a_hang(fuzz_run: Path, tmp_path: 
     monkeypatch.setattr(compare, "ProcessPoolExecutor", _stop)
     monkeypatch.setattr(compare, "_run_one", _stop)
     monkeypatch.setattr(plot, "plot_curves", _stop)
-    monkeypatch.setattr("pgrad.video.record_video", _stop, raising=False)
+    monkeypatch.setattr("pgrad.tools.video.record_video", _stop, raising=False)
     monkeypatch.chdir(tmp_path)
     outcomes: dict[str, int] = {}
     failures: list[str] = []
-    known_faults: list[str] = []
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
@@ -202,19 +187,14 @@ def test_cli_fuzz_never_ends_in_a_traceback_or_a_hang(fuzz_run: Path, tmp_path: 
         kind = outcome.split(":")[0]
         if outcome not in ("exit 0", "exit 2", "stopped") or len(lines) > 1 or (
                 "Traceback" in err):
-            exception = outcome.split(": ")[1] if kind == "traceback" else ""
-            known = any(argv[0] == c and o in argv and exception == e
-                        for c, o, e in KNOWN_CLI_FAULTS)
-            kind = "known CLI fault" if known else kind
-            (known_faults if known else failures).append(f"{argv!r}: {outcome}")
+            failures.append(f"{argv!r}: {outcome}")
         outcomes[kind] = outcomes.get(kind, 0) + 1
 
     with bounded_memory():
         check()
     print(f"\nCLI fuzz: {sum(outcomes.values())} argument vectors, outcomes {outcomes}, "
-          f"failures {len(failures)}, known CLI faults left to the CLI change "
-          f"{len(known_faults)}")
-    for failure in failures + known_faults:
+          f"failures {len(failures)}")
+    for failure in failures:
         print("  " + failure[:400])
     assert sum(outcomes.values()) >= EXAMPLES
     assert failures == []

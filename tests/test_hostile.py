@@ -172,7 +172,7 @@ torch.set_num_threads(1)
 try:
     from pgrad.tools.cli import main
 except ImportError:
-    from pgrad.cli import main
+    from pgrad.tools.cli import main
 import pgrad.agent  # warm every import a command needs, so each child starts at once
 torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 cases = json.load(open(sys.argv[1]))
