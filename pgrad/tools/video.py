@@ -75,7 +75,7 @@ def record_video(agent: Reinforce, path: str | Path, episodes: int = 1,
                                             disable_logger=True)
 
         try:
-            envs = make_vec_env(filmed_env, 1, "sync")
+            envs = make_vec_env(filmed_env, 1, "sync", cap_endless=False)  # capped by make_env
             try:
                 play_episodes(agent.policy, envs, episodes, deterministic=deterministic,
                               seed=seed)
