@@ -327,8 +327,8 @@ def profile(steps: int, top: int = 12) -> dict[str, Any]:
     def in_step(f: Func) -> bool:
         return _is(f, "pgrad/rollout.py", "_step")
 
-    def in_update(f: Func) -> bool:
-        return _is(f, "pgrad/agent.py", "update")
+    def in_update(f: Func) -> bool:  # update and the helpers it calls (_gradient_step, ...)
+        return _is(f, "pgrad/agent.py") and f[2] not in ("learn", "__init__")
 
     learn_s = cum("pgrad/agent.py", "learn")
     collect_s = cum("pgrad/rollout.py", "collect")
@@ -336,18 +336,23 @@ def profile(steps: int, top: int = 12) -> dict[str, Any]:
     env_s = _cum_under(stats, in_step, lambda f: f[2] == "step")
     act_s = _cum_under(stats, in_step, lambda f: _is(f, "pgrad/policies.py")
                        and f[2] in ("sample", "to_env"))
-    fwd_s = _cum_under(stats, in_update, lambda f: f[2] in ("evaluate_actions", "value"))
+    fwd_s = _cum_under(stats, in_update, lambda f: f[2] in ("evaluate_actions", "value",
+                                                            "distribution"))
+    diag_s = _cum_under(stats, in_update,
+                        lambda f: _is(f, "pgrad/diagnostics.py", "per_episode_gradients"))
     bwd_s = _cum_under(stats, in_update, lambda f: _is(f, "torch/_tensor.py", "backward"))
     opt_s = _cum_under(stats, in_update, lambda f: _is(f, "torch/optim/")
                        or _is(f, "torch/nn/utils/clip_grad.py"))
     rows = [
         (ENV, "vector CartPole step (called by the collector)", env_s),
         (ACT, "Policy.sample + to_env in the rollout", act_s),
-        (UPDATE, "forward: evaluate_actions (+ V at cuts)", fwd_s),
+        (UPDATE, "forward: evaluate_actions (+ V at cuts, value fit, KL)", fwd_s),
         (UPDATE, "backward", bwd_s),
         (UPDATE, "clip_grad_norm_ + Adam step", opt_s),
+        (UPDATE, "per-episode gradient diagnostics (every diagnostics_every updates)",
+         diag_s),
         (UPDATE, "returns, loss, metrics (rest of Reinforce.update)",
-         update_s - fwd_s - bwd_s - opt_s),
+         update_s - fwd_s - bwd_s - opt_s - diag_s),
         (OVERHEAD, "collector bookkeeping (rest of Collector.collect)",
          collect_s - env_s - act_s),
         (OVERHEAD, "trainer loop (rest of learn)", learn_s - collect_s - update_s),
