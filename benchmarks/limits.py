@@ -13,13 +13,22 @@ The policy is ``pgrad.make_policy(obs_space, act_space, **config.policy_kwargs)`
 default network (and the separate value network of the default baseline) is what is timed.
 The ceiling is ``1e6 / (env + act + update)`` samples/s: what a trainer with no other cost
 could reach. Every timing runs warm-up calls first, then splits the timed calls into
-``repeats`` chunks and keeps the median chunk, which damps scheduler noise.
+``repeats`` chunks and keeps the median chunk, which damps scheduler noise. Each piece is
+timed on two clocks at once: wall time and this process's CPU time (``time.process_time``),
+which other processes sharing the cores inflate far less.
 
-``python benchmarks/limits.py`` prints the ceiling for a few env counts and thread counts.
+:func:`fraction_of_ceiling` times pgrad's own training at ``num_envs`` envs (valid,
+learned-from steps per second of ``learn``) right after the ceiling, on both clocks, a few
+times over, so that the fraction compares figures taken under the same load.
+
+``python benchmarks/limits.py`` prints the ceiling for a few env counts and thread counts;
+``python benchmarks/limits.py --fraction`` pgrad's fraction of it at 256 envs.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,23 +56,33 @@ def torch_threads(threads: int | None) -> Iterator[int]:
 
 
 def _time_per_call(step: Callable[[], object], iters: int, warmup: int, repeats: int) -> float:
-    """Median seconds per ``step()`` over ``repeats`` chunks sharing ``iters`` timed calls."""
+    """Median wall seconds per ``step()`` over ``repeats`` chunks sharing ``iters`` calls."""
+    return _time_per_call_both(step, iters, warmup, repeats)[0]
+
+
+def _time_per_call_both(step: Callable[[], object], iters: int, warmup: int,
+                        repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds per ``step()`` over ``repeats`` chunks of the ``iters``
+    timed calls."""
     for _ in range(warmup):
         step()
     chunk = max(1, iters // repeats)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(chunk):
             step()
-        times.append((time.perf_counter() - start) / chunk)
-    return float(np.median(times))
+        cpu.append((time.process_time() - start_cpu) / chunk)
+        wall.append((time.perf_counter() - start) / chunk)
+    return float(np.median(wall)), float(np.median(cpu))
 
 
-def _result(per_call_s: float, samples_per_call: int, /, **info: Any) -> dict[str, Any]:
-    """Common result fields: µs per call and per sample."""
-    return {**info, "us_per_call": per_call_s * 1e6,
-            "us_per_sample": per_call_s / samples_per_call * 1e6}
+def _result(per_call_s: tuple[float, float], samples_per_call: int, /,
+            **info: Any) -> dict[str, Any]:
+    """Common result fields: µs per call and per sample, wall and CPU."""
+    wall, cpu = per_call_s
+    return {**info, "us_per_call": wall * 1e6, "us_per_sample": wall / samples_per_call * 1e6,
+            "cpu_us_per_sample": cpu / samples_per_call * 1e6}
 
 
 def _spaces() -> tuple[gym.Space, gym.Space]:
@@ -90,7 +109,7 @@ def env_step_cost(num_envs: int, steps: int, warmup: int = 50, repeats: int = 5,
     rows = iter(actions)
     envs.reset(seed=seed)
     try:
-        per_call = _time_per_call(lambda: envs.step(next(rows)), steps, warmup, repeats)
+        per_call = _time_per_call_both(lambda: envs.step(next(rows)), steps, warmup, repeats)
     finally:
         envs.close()
     return _result(per_call, num_envs, num_envs=num_envs, steps=steps)
@@ -102,7 +121,7 @@ def policy_act_cost(policy: pgrad.Policy, batch: int, iters: int, warmup: int = 
     rng = np.random.default_rng(0)
     obs = (0.05 * rng.standard_normal((batch, policy.obs_dim))).astype(np.float32)
     with torch.inference_mode():
-        per_call = _time_per_call(lambda: policy.to_env(policy.sample(obs)),
+        per_call = _time_per_call_both(lambda: policy.to_env(policy.sample(obs)),
                                   iters, warmup, repeats)
     return _result(per_call, batch, batch=batch, iters=iters, threads=torch.get_num_threads())
 
@@ -127,7 +146,7 @@ def policy_update_cost(policy: pgrad.Policy, config: pgrad.Config, batch: int, i
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
         optimizer.step()
 
-    per_call = _time_per_call(step, iters, warmup, repeats)
+    per_call = _time_per_call_both(step, iters, warmup, repeats)
     return _result(per_call, batch, batch=batch, iters=iters, threads=torch.get_num_threads())
 
 
@@ -152,6 +171,9 @@ def limit(num_envs: int, update_batch: int, config: pgrad.Config | None = None,
         update = policy_update_cost(policy, config, update_batch,
                                     _iters_for(update_batch, int(scale * 500_000), 5, 200))
     total_us = env["us_per_sample"] + act["us_per_sample"] + update["us_per_sample"]
+    cpu_us = {f"cpu_{k}_us": r["cpu_us_per_sample"]
+              for k, r in (("env", env), ("act", act), ("update", update))}
+    cpu_total_us = sum(cpu_us.values())
     return {
         "num_envs": num_envs,
         "update_batch": update_batch,
@@ -164,7 +186,49 @@ def limit(num_envs: int, update_batch: int, config: pgrad.Config | None = None,
         "update_us": update["us_per_sample"],
         "total_us": total_us,
         "samples_per_s": 1e6 / total_us,
+        **cpu_us,
+        "cpu_total_us": cpu_total_us,
+        "cpu_samples_per_s": 1e6 / cpu_total_us,
     }
+
+
+def pgrad_rate(num_envs: int, steps: int, seed: int = 0) -> dict[str, Any]:
+    """pgrad's training speed: ``Reinforce("CartPole-v1", num_envs=N, batch_episodes=N)
+    .learn(steps)`` (vector env built before timing), in valid (learned-from) steps per
+    wall second and per CPU second of ``learn``."""
+    agent = pgrad.Reinforce(ENV_ID, seed=seed, num_envs=num_envs, batch_episodes=num_envs)
+    agent.make_collector()
+    start, start_cpu = time.perf_counter(), time.process_time()
+    agent.learn(steps, tensorboard=False)
+    cpu = time.process_time() - start_cpu
+    wall = time.perf_counter() - start
+    agent.close()
+    assert agent.last_result is not None
+    done = agent.last_result.steps
+    return {"steps": done, "steps_per_s": done / wall, "cpu_steps_per_s": done / cpu}
+
+
+def fraction_of_ceiling(num_envs: int = 256, update_batch: int = 16_384,
+                        steps: int = 1_000_000, repeats: int = 3,
+                        config: pgrad.Config | None = None, threads: int | None = 1,
+                        scale: float = 1.0) -> dict[str, Any]:
+    """pgrad's training speed at ``num_envs`` envs ÷ the ceiling, each repeat timing the
+    ceiling and then pgrad; the medians of the repeats' ceilings, speeds and fractions, on
+    the wall clock and on this process's CPU clock."""
+    rounds = []
+    with torch_threads(threads):
+        for _ in range(repeats):
+            lim = limit(num_envs, update_batch, config, threads=threads, scale=scale)
+            run = pgrad_rate(num_envs, steps)
+            rounds.append({**lim, "pgrad_steps": run["steps"],
+                           "pgrad_steps_per_s": run["steps_per_s"],
+                           "pgrad_cpu_steps_per_s": run["cpu_steps_per_s"],
+                           "fraction": run["steps_per_s"] / lim["samples_per_s"],
+                           "cpu_fraction": run["cpu_steps_per_s"] / lim["cpu_samples_per_s"],
+                           "load_avg": os.getloadavg()})
+    median = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]
+              if isinstance(rounds[0][key], float) and key != "load_avg"}
+    return {**rounds[0], **median, "repeats": repeats, "rounds": rounds}
 
 
 def main(env_counts: Sequence[int] = (1, 16, 256), thread_counts: Sequence[int] = (1, 2),
@@ -180,5 +244,25 @@ def main(env_counts: Sequence[int] = (1, 16, 256), thread_counts: Sequence[int] 
                   f"{r['update_us']:>8.2f} {r['samples_per_s']:>11.0f}")
 
 
+def print_fraction(num_envs: int = 256, repeats: int = 3) -> None:
+    """Print pgrad's fraction of the ceiling at ``num_envs`` envs, each repeat and median."""
+    res = fraction_of_ceiling(num_envs, repeats=repeats)
+    print(f"pgrad at {num_envs} envs vs the ceiling (torch 1 thread); wall | CPU clock")
+    for i, r in enumerate(res["rounds"]):
+        print(f"  round {i}: ceiling {r['samples_per_s']:,.0f} | {r['cpu_samples_per_s']:,.0f}"
+              f"  pgrad {r['pgrad_steps_per_s']:,.0f} | {r['pgrad_cpu_steps_per_s']:,.0f}"
+              f"  fraction {r['fraction']:.2f} | {r['cpu_fraction']:.2f}"
+              f"  (load {', '.join(f'{x:.1f}' for x in r['load_avg'])})")
+    print(f"  median fraction {res['fraction']:.2f} | {res['cpu_fraction']:.2f}")
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fraction", action="store_true",
+                        help="pgrad's fraction of the ceiling at 256 envs instead")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.fraction:
+        print_fraction(repeats=args.repeats)
+    else:
+        main()

@@ -146,8 +146,21 @@ class Policy(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        """Where the parameters live; observations are moved there."""
-        return next(self.parameters()).device
+        """Where the parameters live; observations are moved there. Cached (the rollout
+        asks at every step); ``.to()`` and ``load_state_dict`` refresh it."""
+        device = self.__dict__.get("_device")
+        if device is None:
+            device = next(self.parameters()).device
+            self.__dict__["_device"] = device
+        return device
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Policy:
+        self.__dict__.pop("_device", None)  # .to(), .cuda(), .float(), ... may move it
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self.__dict__.pop("_device", None)  # assign=True takes the given tensors' device
+        return super().load_state_dict(*args, **kwargs)
 
     def _normalize(self, x: Tensor) -> Tensor:
         """``obs_rms.normalize(x)`` without a Python branch on the statistics' count (so

@@ -242,16 +242,16 @@ class Collector:
         bufs = self._buffers.arrays
         obs = self._obs
         assert obs is not None
+        policy = self.policy
         bufs["obs"][t] = obs
         if acting is None:  # one device-to-host copy: the buffer row is what the env gets
-            bufs["actions"][t] = self.policy.sample(obs, generator=self.generator).cpu().numpy()
-        else:
-            if acting.size:
-                actions = self.policy.sample(obs[acting], generator=self.generator)
-                bufs["actions"][t][acting] = actions.cpu().numpy()
-        actions = self._buffers.tensors["actions"][t]
+            bufs["actions"][t] = policy.sample(obs, generator=self.generator).cpu().numpy()
+        elif acting.size:
+            actions = policy.sample(obs[acting], generator=self.generator)
+            bufs["actions"][t][acting] = actions.cpu().numpy()
         try:
-            obs, rewards, terminated, truncated, _ = self.envs.step(self.policy.to_env(actions))
+            obs, rewards, terminated, truncated, _ = self.envs.step(
+                policy.to_env(self._buffers.tensors["actions"][t]))
         except Exception as e:  # an env's own failure, reported as bad input
             raise self._env_error(f"raised {type(e).__name__} ({e})", t) from e
         self._check(obs, rewards, t)
@@ -330,24 +330,30 @@ class Collector:
         return n_steps
 
     def _collect_episodes(self, episodes: int) -> int:
-        active = np.arange(self.num_envs) < episodes  # envs playing a counted episode
-        rejoining = np.zeros(self.num_envs, dtype=bool)  # in their reset step, then active
-        started = int(active.sum())
+        num_envs = self.num_envs
+        active = np.arange(num_envs) < episodes  # envs playing a counted episode
+        rejoining = np.zeros(num_envs, dtype=bool)  # in their reset step, then active
+        started = n_active = int(active.sum())
+        n_rejoining = 0
+        # Once many envs idle, act only for those that count (idle steps are not learned
+        # from, and a smaller forward pass is cheaper).
+        act_all = 0.75 * num_envs
         t = 0
-        while active.any() or rejoining.any():
+        while n_active or n_rejoining:
             if t == self._buffers.capacity:
                 self._buffers.resize(2 * t)
-            # Once many envs idle, act only for those that count (idle steps are not learned
-            # from, and a smaller forward pass is cheaper).
-            acting = None if active.sum() > 0.75 * self.num_envs else np.flatnonzero(active)
-            done = self._step(t, active, acting)
-            ended = np.flatnonzero(active & done)
+            done = self._step(t, active, None if n_active > act_all else active.nonzero()[0])
+            ended = (active & done).nonzero()[0]
             next_active = (active & ~done) | rejoining
-            rejoining[:] = False
+            if n_rejoining:
+                rejoining[:] = False
             restart = ended[: max(episodes - started, 0)]
-            rejoining[restart] = True
-            started += restart.size
+            n_rejoining = restart.size
+            if n_rejoining:
+                rejoining[restart] = True
+                started += n_rejoining
             active = next_active
+            n_active = int(active.sum())
             t += 1
         self._buffers.arrays["obs"][t] = self._obs
         return t

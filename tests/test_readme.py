@@ -34,6 +34,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert install_and_test in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_test_command_runs_in_parallel_with_what_the_test_extra_installs() -> None:
+    _, test = setup_commands()
+    assert re.search(r"python -m pytest .*-n (auto|\d+)", test)  # pytest-xdist workers
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    extra = re.search(r"^test = \[(.+?)\]$", pyproject, re.M | re.S)
+    assert extra and '"pytest-xdist' in extra.group(1)
+
+
 # ---------------------------------------------------------------------- Python snippets
 # Runs the README's Python blocks in one fresh interpreter, in order, each in a namespace
 # of its own (as if pasted into a new session), all in one folder, so that a later block
