@@ -62,9 +62,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EVAL_SEED_OFFSET", "Reinforce"]
 
-EVAL_SEED_OFFSET = 2**31
-"""The evaluation env's seed is the agent's seed plus this: apart from every training
-stream (seed + 1000 · rank)."""
+EVAL_SEED_OFFSET = 1_000_000_007
+"""The evaluation env's seed is ``(seed + EVAL_SEED_OFFSET) mod 2³¹`` (int32, as EnvPool
+needs): apart from every training stream (seed + 1000 · rank)."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -362,7 +362,7 @@ class Reinforce:
         ``callback`` runs after every update (:mod:`pgrad.callbacks`; False stops).
         ``eval_every``: every this many env steps, play ``eval_episodes`` episodes
         (deterministic actions unless ``eval_deterministic`` is False) in a separate
-        vector env seeded with ``seed + EVAL_SEED_OFFSET``, log ``eval/return_mean`` and
+        vector env with a seed of its own (``EVAL_SEED_OFFSET``), log ``eval/return_mean`` and
         ``eval/return_std``, and save the best evaluated model to
         ``run_dir/best.safetensors`` (:class:`pgrad.callbacks.EvalCallback`).
         ``stop_on``: ``"train"`` compares ``stop_return`` with the training return (a full
@@ -380,7 +380,7 @@ class Reinforce:
 
             evaluation = EvalCallback(eval_every, eval_episodes, run_dir=run_dir,
                                       deterministic=eval_deterministic,
-                                      seed=self.config.seed + EVAL_SEED_OFFSET)
+                                      seed=(self.config.seed + EVAL_SEED_OFFSET) % 2**31)
             callback = [evaluation, *_callbacks(callback)]
         self._lr_horizon = self.num_timesteps + total_timesteps
         try:
@@ -428,7 +428,7 @@ class Reinforce:
     def state(self) -> AgentState:
         """What a checkpoint holds (:class:`pgrad.checkpoint.AgentState`); its tensors are
         on the CPU and may share memory with the agent's."""
-        optim = self.optimizer.state_dict()
+        optim = _renumbered(self.optimizer.state_dict(), self.optimizer, self.policy)
         return AgentState(
             config=self.config, observation_space=self.observation_space,
             action_space=self.action_space,
@@ -591,8 +591,7 @@ def _targets(policy: Policy, data: _Transitions, gamma: float, reward_scale: flo
     returns = discounted_returns(rewards, gamma, terminated=data.terminated,
                                  truncated=data.truncated, next_values=next_values)[data.valid]
     policy_returns = returns
-    if gae_lambda < 1.0:
-        assert next_values is not None  # Config: gae_lambda < 1 needs a baseline
+    if next_values is not None and (gae_lambda < 1.0 or value_target == "gae"):
         policy_returns = lambda_returns(
             rewards, _all_next_values(policy, data, next_values), gamma, gae_lambda,
             terminated=data.terminated, truncated=data.truncated)[data.valid]
@@ -616,6 +615,18 @@ def _all_next_values(policy: Policy, data: _Transitions,
     following[:-1] = values[1:]
     cut = (data.truncated | _last_row(data.valid)) & ~data.terminated & data.valid
     return torch.where(cut, cut_values, following)
+
+
+def _renumbered(optim: dict[str, Any], optimizer: torch.optim.Optimizer,
+                policy: Policy) -> dict[str, Any]:
+    """Adam's ``state_dict`` with each parameter numbered by its place in
+    ``policy.parameters()`` (torch numbers them group by group), as a checkpoint expects.
+    ``load_state_dict`` pairs the parameters group by group, so it reads it back."""
+    position = {id(p): i for i, p in enumerate(policy.parameters())}
+    order = [position[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    return {"state": {order[k]: entry for k, entry in optim["state"].items()},
+            "param_groups": [{**group, "params": [order[k] for k in group["params"]]}
+                             for group in optim["param_groups"]]}
 
 
 def _param_groups(policy: Policy, config: Config) -> list[dict[str, Any]]:
