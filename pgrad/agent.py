@@ -452,6 +452,12 @@ class Reinforce:
         config = state.config
         if device is not None:
             config = dataclasses.replace(config, device=device)
+        if (len(state.optimizer["param_groups"]) == 1 and config.grad_clip == "separate"
+                and config.vf_lr is None):
+            # Saved with one parameter group: by a pgrad whose only clipping was the joint
+            # one (its config lacks grad_clip) or by a policy without a value network (the
+            # two are then the same). The run continues as it was trained.
+            config = dataclasses.replace(config, grad_clip="joint")
         if env is None and config.env_id is not None and env_available(config.env_id,
                                                                        config.env_packages):
             env = config.env_id

@@ -220,3 +220,27 @@ def test_cli_eval_every_writes_eval_rows_and_best_model(tmp_path: Path, capsys) 
                  "--out", str(tmp_path / "x")])
     assert code == 2
     assert "--eval-every" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_one_optimizer_group_continues_with_the_joint_clip(
+        tmp_path: Path) -> None:
+    """A checkpoint written before separate clipping existed has one parameter group and no
+    grad_clip in its config; whatever grad_clip the defaults name, it continues jointly."""
+    import dataclasses
+
+    agent = pgrad.Reinforce(LINEWALK_ID, seed=0, **SMALL)
+    agent.learn(200, tensorboard=False)
+    state = agent.state()
+    old = dataclasses.replace(state, config=dataclasses.replace(state.config,
+                                                                grad_clip="separate"))
+    loaded = pgrad.Reinforce.from_state(old)
+    assert loaded.config.grad_clip == "joint" and len(loaded.optimizer.param_groups) == 1
+    split = pgrad.Reinforce(LINEWALK_ID, seed=0, grad_clip="separate", **SMALL)
+    split.learn(200, tensorboard=False)
+    split.save(tmp_path / "s.safetensors")
+    again = pgrad.Reinforce.load(tmp_path / "s.safetensors")
+    assert again.config.grad_clip == "separate" and len(again.optimizer.param_groups) == 2
+    for p, q in zip(split.policy.parameters(), again.policy.parameters(), strict=True):
+        saved, loaded = split.optimizer.state[p], again.optimizer.state[q]
+        assert sorted(saved) == sorted(loaded)
+        assert all(torch.equal(saved[k], loaded[k]) for k in saved)
