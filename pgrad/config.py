@@ -298,12 +298,13 @@ class Config:
     max_grad_norm: float | None = field(default=0.5, metadata=_help(
         "Clip the gradient's norm to this (None: no clipping): the norm over policy and "
         "value together with grad_clip='joint', the policy's alone with 'separate'."))
-    grad_clip: str = field(default="joint", metadata=_help(
-        "'joint': one norm over policy and value parameters, clipped to max_grad_norm (a "
-        "large value error then shrinks the policy's step); 'separate': the policy's "
-        "gradient (shared backbone included) clipped to max_grad_norm and the value-only "
-        "parameters' to vf_max_grad_norm, so the value loss cannot scale the policy step."))
-    vf_max_grad_norm: float | None = field(default=None, metadata=_help(
+    grad_clip: str = field(default="separate", metadata=_help(
+        "'separate': the policy's gradient (shared backbone included) clipped to "
+        "max_grad_norm and the value-only parameters' to vf_max_grad_norm, so the value "
+        "loss cannot scale the policy step; 'joint': one norm over policy and value "
+        "together, clipped to max_grad_norm (the only clip of earlier pgrad; a large value "
+        "error then shrinks the policy's step). See docs/learning-options.md."))
+    vf_max_grad_norm: float | None = field(default=0.5, metadata=_help(
         "With grad_clip='separate': clip the value-only parameters' gradient norm to this "
         "(None: no clipping)."))
     value_steps: int = field(default=1, metadata=_help(
