@@ -134,8 +134,9 @@ class Reinforce:
         self.generator.manual_seed(config.seed + self.world.seed_offset)
         self.optimizer = torch.optim.Adam(_param_groups(self.policy, config))
         self._lr_horizon: int | None = None
-        self._vf_grad_norm = float("nan")
         """The step at which a linear schedule reaches 0: the current learn call's target."""
+        self._vf_grad_norm = float("nan")
+        """The value-only parameters' gradient norm at the last step (separate clipping)."""
         # Running std of the (unscaled) returns, by which rewards are divided (scale_rewards).
         self.return_rms = RunningMeanStd().to(self.device)
         self.num_timesteps = 0

@@ -20,11 +20,11 @@ Two kinds of batch:
 Episode statistics (``episode_returns``, ``episode_lengths``: what ``rollout/ep_return_mean``
 averages) count episodes in the order they *started*, never in the order they finished: the
 episodes that finish last are the long ones, so a window filled in finishing order holds
-too many long episodes (+11 % on CartPole with a fixed policy). With whole-episode batches
-the window is a whole number of batches (the fewest that hold ``stats_window`` episodes):
-every episode a batch started, none carried over. With fixed-step batches an episode
-enters the window only once every episode started before it has finished; see
-docs/learning-options.md for what bias remains.
+too many long episodes. With whole-episode batches the window is a whole number of batches
+(the fewest that hold ``stats_window`` episodes): every episode a batch started, none
+carried over. With fixed-step batches an episode enters the window only once every episode
+started before it has finished. docs/learning-options.md has the measured bias of the old
+rule and what remains of the new.
 
 Every observation and reward is checked: an env that raises, returns observations of
 another shape, or non-finite observations or rewards stops the rollout with a
