@@ -42,7 +42,7 @@ def test_gae_lambda_one_through_the_lambda_returns_trains_identically() -> None:
     for kwargs in ({}, {"gae_lambda": 1.0, "value_target": "gae"}):
         agent = pgrad.Reinforce("CartPole-v1", seed=2, hidden_sizes=(16,), num_envs=16,
                                 batch_episodes=16, value_steps=3, **kwargs)
-        agent.learn(4000, tensorboard=False)
+        agent.learn(2000, tensorboard=False)
         runs.append(agent)
     assert runs[0].num_updates >= 3
     assert differing_parameters(runs[0].policy, runs[1].policy) == []
