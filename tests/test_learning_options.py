@@ -246,3 +246,18 @@ def test_a_checkpoint_with_one_optimizer_group_continues_with_the_joint_clip(
         saved, loaded = split.optimizer.state[p], again.optimizer.state[q]
         assert sorted(saved) == sorted(loaded)
         assert all(torch.equal(saved[k], loaded[k]) for k in saved)
+
+
+def test_cli_resume_keeps_evaluating_and_the_best_model(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    flags = ["--out", str(out), "--no-progress", "--num-envs", "4", "--batch-episodes", "4",
+             "--hidden-sizes", "8", "--no-tensorboard"]
+    assert main(["train", LINEWALK_ID, "--eval-every", "300", "--eval-episodes", "2",
+                 "--total-timesteps", "600", *flags]) == 0
+    best = EvalCallback(1, run_dir=out).best_mean
+    assert main(["train", "--resume", str(out), "--total-timesteps", "1200",
+                 "--no-progress"]) == 0
+    evaluated = [float(r["eval/return_mean"]) for r in rows(out)
+                 if not math.isnan(float(r["eval/return_mean"]))]
+    assert len(evaluated) == 4
+    assert EvalCallback(1, run_dir=out).best_mean == max([best, *evaluated[2:]])

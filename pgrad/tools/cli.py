@@ -273,10 +273,11 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {f.name: getattr(args, f.name) for f in TRAIN_FIELDS if hasattr(args, f.name)}
     for flag, value in (("--total-timesteps", args.total_timesteps),
                         ("--save-every", args.save_every), ("--nproc", args.nproc),
-                        ("--eval-every", args.eval_every),
-                        ("--eval-episodes", args.eval_episodes)):
+                        ("--eval-every", args.eval_every)):
         if value is not None and value < 1:
             raise PgradError(f"{flag} must be at least 1, got {value}")
+    if args.eval_episodes is not None:
+        _check_range("--eval-episodes", args.eval_episodes, 1, MAX_EPISODES)
     if args.stop_on == "eval" and args.eval_every is None and args.resume is None:
         raise PgradError("--stop-on eval compares --stop-return with evaluations: give "
                          "--eval-every STEPS too")
