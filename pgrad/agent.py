@@ -3,7 +3,8 @@
     batch → valid steps gathered once
           → targets: returns G_t (scaled; bootstrapped at cuts when there is a baseline)
           → log π(a|s), V(s) in one forward pass over the valid steps → loss (pgrad.losses)
-          → backward → all-reduce → clip ‖∇‖ → the guard's verdict → Adam step
+          → backward → all-reduce → clip ‖∇‖ (jointly, or policy and value apart)
+          → the guard's verdict → Adam step (learning rates from the schedule)
           → value fit, normaliser update → metrics
 
 The API follows Stable-Baselines3::
@@ -18,6 +19,7 @@ The API follows Stable-Baselines3::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,14 +53,18 @@ from pgrad.normalization import RunningMeanStd
 from pgrad.observations import observation_batch
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
-from pgrad.returns import discounted_returns
+from pgrad.returns import discounted_returns, lambda_returns
 from pgrad.rollout import Batch, Collector
 from pgrad.trainer import TrainResult, train
 
 if TYPE_CHECKING:
     from pgrad.callbacks import CallbackLike
 
-__all__ = ["Reinforce"]
+__all__ = ["EVAL_SEED_OFFSET", "Reinforce"]
+
+EVAL_SEED_OFFSET = 1_000_000_007
+"""The evaluation env's seed is ``(seed + EVAL_SEED_OFFSET) mod 2³¹`` (int32, as EnvPool
+needs): apart from every training stream (seed + 1000 · rank)."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -126,7 +132,11 @@ class Reinforce:
         self.world = distributed.world()
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + self.world.seed_offset)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate)
+        self.optimizer = torch.optim.Adam(_param_groups(self.policy, config))
+        self._lr_horizon: int | None = None
+        """The step at which a linear schedule reaches 0: the current learn call's target."""
+        self._vf_grad_norm = float("nan")
+        """The value-only parameters' gradient norm at the last step (separate clipping)."""
         # Running std of the (unscaled) returns, by which rewards are divided (scale_rewards).
         self.return_rms = RunningMeanStd().to(self.device)
         self.num_timesteps = 0
@@ -186,11 +196,14 @@ class Reinforce:
         cfg = self.config
         data = _gather(batch, self.device, cfg.bootstrap_truncated)  # valid steps, once
         if self.world.sum([data.count])[0] == 0:  # no transition on any rank: skip
-            return _empty_batch_metrics(self.policy.has_baseline)
-        # targets: G_t of the scaled rewards, cuts bootstrapped from V; γ^t weights
+            return self._optimizer_metrics(_empty_batch_metrics(self.policy.has_baseline),
+                                           float("nan"), float("nan"))
+        self._apply_lr_schedule()
+        # targets: G_t of the scaled rewards, cuts bootstrapped from V (λ-returns for the
+        # advantage when gae_lambda < 1); γ^t weights
         reward_scale = self._update_reward_scale(data)
         targets = _targets(self.policy, data, cfg.gamma, reward_scale,
-                           cfg.discount_policy_gradient)
+                           cfg.discount_policy_gradient, cfg.gae_lambda, cfg.value_target)
         # loss: one forward pass over the valid steps
         log_probs, entropy, values = self.policy.evaluate_actions(data.obs, data.actions)
         losses = self._loss(log_probs, entropy, values, targets)
@@ -204,8 +217,35 @@ class Reinforce:
             self._fit_value(data.obs, targets.returns, cfg.value_steps - 1)
         kl = self._kl_since(log_probs, data) if due else float("nan")
         self._update_obs_rms(data)
-        return _metrics(losses, grad_norm, reward_scale,
-                        _explained_variance(values, targets.returns), kl, diagnostics)
+        return self._optimizer_metrics(
+            _metrics(losses, grad_norm, reward_scale,
+                     _explained_variance(values, targets.returns), kl, diagnostics),
+            self._vf_grad_norm, float(self.optimizer.param_groups[0]["lr"]))
+
+    def _optimizer_metrics(self, metrics: dict[str, float], vf_grad_norm: float,
+                           learning_rate: float) -> dict[str, float]:
+        """``metrics`` with the policy's learning rate of the step and, with separate
+        clipping, the value gradient's norm (before clipping)."""
+        if self._separate_clip:
+            metrics["train/vf_grad_norm"] = vf_grad_norm
+        metrics["train/learning_rate"] = learning_rate
+        return metrics
+
+    def _apply_lr_schedule(self) -> None:
+        """``lr_schedule='linear'``: every group's rate is its configured rate times
+        1 − num_timesteps / (the learn call's target step), derived from the step count
+        alone, so nothing needs saving for an exact resume. Outside :meth:`learn` (no
+        target) the rates stay as they are."""
+        if self.config.lr_schedule == "constant" or self._lr_horizon is None:
+            return
+        factor = max(0.0, 1.0 - self.num_timesteps / self._lr_horizon)
+        groups = self.optimizer.param_groups
+        for group, rate in zip(groups, _base_rates(self.config)[:len(groups)], strict=True):
+            group["lr"] = rate * factor
+
+    @property
+    def _separate_clip(self) -> bool:
+        return self.config.grad_clip == "separate" and len(self.optimizer.param_groups) == 2
 
     def _update_reward_scale(self, data: _Transitions) -> float:
         """``scale_rewards``: merge this batch's returns (unscaled, not bootstrapped; all
@@ -224,22 +264,36 @@ class Reinforce:
         normalised over all ranks' steps."""
         cfg = self.config
         return reinforce_loss(
-            log_probs, targets.returns, values, entropy, vf_coef=cfg.vf_coef,
+            log_probs, targets.policy_returns, values, entropy, value_targets=targets.returns,
+            vf_coef=cfg.vf_coef,
             ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
             policy_weights=targets.weights, normalizer=self.world.normalize)
 
     def _gradient_step(self, loss: torch.Tensor, num_samples: int) -> tuple[float, bool]:
         """backward → average over ranks → clip ‖∇‖ → the guard's verdict (the same on
-        every rank) → Adam step. Returns the gradient norm (before clipping) and whether
-        the step was taken; raises :class:`pgrad.guard.Diverged` on a ``stop`` verdict."""
+        every rank) → Adam step. Returns the gradient norm (before clipping; the policy's
+        alone with ``grad_clip='separate'``, the value's then in ``_vf_grad_norm``) and
+        whether the step was taken; raises :class:`pgrad.guard.Diverged` on a ``stop``
+        verdict."""
+        cfg = self.config
         params = list(self.policy.parameters())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # Data-parallel: the sample-weighted mean of all workers' gradients (no-op alone).
         self.world.average_gradients(params, num_samples=num_samples)
-        grad_norm = _clip_gradients(params, self.config.max_grad_norm)
+        if self._separate_clip:  # each group on its own: the value cannot scale the policy
+            policy_group, value_group = self.optimizer.param_groups
+            grad_norm = _clip_gradients(policy_group["params"], cfg.max_grad_norm)
+            vf_norm = _clip_gradients(value_group["params"], cfg.vf_max_grad_norm)
+            self._vf_grad_norm = float(vf_norm)
+            flags = guard.nonfinite_flags(loss if num_samples else None,
+                                          torch.stack([grad_norm, vf_norm]).norm())
+        else:
+            grad_norm = _clip_gradients(params, cfg.max_grad_norm)
+            flags = None
         # A rank without samples has a mean over nothing as its loss: only its gradient counts.
-        flags = guard.nonfinite_flags(loss if num_samples else None, grad_norm)
+        if flags is None:
+            flags = guard.nonfinite_flags(loss if num_samples else None, grad_norm)
         verdict = guard.judge_update(self.world.sum(flags), self.config.on_nonfinite)
         if verdict == guard.STEP:
             self.optimizer.step()
@@ -272,8 +326,14 @@ class Reinforce:
             loss.backward()
             self.world.average_gradients(policy.parameters(), num_samples=returns.numel())
             # All ranks hold the same averaged gradient, so they stop (or step) together.
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                policy.parameters(), cfg.max_grad_norm or float("inf"))
+            if self._separate_clip:
+                policy_group, value_group = self.optimizer.param_groups
+                grad_norm = torch.stack([
+                    _clip_gradients(policy_group["params"], cfg.max_grad_norm),
+                    _clip_gradients(value_group["params"], cfg.vf_max_grad_norm)]).norm()
+            else:
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    policy.parameters(), cfg.max_grad_norm or float("inf"))
             if not bool(torch.isfinite(grad_norm)):
                 self.optimizer.zero_grad(set_to_none=True)
                 return
@@ -295,23 +355,49 @@ class Reinforce:
     def learn(self, total_timesteps: int, *, stop_return: float | None = None,
               run_dir: str | Path | None = None, progress_bar: bool = False,
               tensorboard: bool = True, save_every: int | None = None,
-              callback: CallbackLike | None = None) -> Reinforce:
+              callback: CallbackLike | None = None, eval_every: int | None = None,
+              eval_episodes: int = 10, eval_deterministic: bool = True,
+              stop_on: str = "train") -> Reinforce:
         """Train for ``total_timesteps`` more env steps (see :func:`pgrad.trainer.train`).
 
         ``callback`` runs after every update (:mod:`pgrad.callbacks`; False stops).
+        ``eval_every``: every this many env steps, play ``eval_episodes`` episodes
+        (deterministic actions unless ``eval_deterministic`` is False) in a separate
+        vector env with a seed of its own (``EVAL_SEED_OFFSET``), log ``eval/return_mean`` and
+        ``eval/return_std``, and save the best evaluated model to
+        ``run_dir/best.safetensors`` (:class:`pgrad.callbacks.EvalCallback`).
+        ``stop_on``: ``"train"`` compares ``stop_return`` with the training return (a full
+        window), ``"eval"`` with each evaluation's mean (needs ``eval_every``).
+        A linear ``lr_schedule`` reaches 0 at this call's target step.
         After :meth:`load` this continues the saved run: counters, optimiser, random
         states and episode statistics carry on, and a ``run_dir`` holding the run's logs
         is continued. Returns the agent; what the call did is in ``agent.last_result``.
         """
-        self.last_result = train(self, total_timesteps, stop_return=stop_return,
-                                 run_dir=run_dir, progress_bar=progress_bar,
-                                 tensorboard=tensorboard, save_every=save_every,
-                                 callback=callback)
+        if stop_on == "eval" and eval_every is None:
+            raise PgradError("stop_on='eval' compares stop_return with evaluations: give "
+                             "eval_every too (--eval-every STEPS)")
+        if eval_every is not None:
+            from pgrad.callbacks import EvalCallback
+
+            evaluation = EvalCallback(eval_every, eval_episodes, run_dir=run_dir,
+                                      deterministic=eval_deterministic,
+                                      seed=(self.config.seed + EVAL_SEED_OFFSET) % 2**31)
+            callback = [evaluation, *_callbacks(callback)]
+        self._lr_horizon = self.num_timesteps + total_timesteps
+        try:
+            self.last_result = train(self, total_timesteps, stop_return=stop_return,
+                                     run_dir=run_dir, progress_bar=progress_bar,
+                                     tensorboard=tensorboard, save_every=save_every,
+                                     callback=callback, stop_on=stop_on)
+        finally:
+            self._lr_horizon = None
         return self
 
     @property
     def episode_returns(self) -> list[float]:
-        """Returns of the last (up to 100) finished training episodes, oldest first."""
+        """Returns of the training episodes in the statistics window (at least 100 once
+        full, whole batches; see :class:`pgrad.rollout.Collector`), in the order they
+        started."""
         return [] if self.collector is None else list(self.collector.episode_returns)
 
     # ------------------------------------------------------------------ inference
@@ -343,7 +429,7 @@ class Reinforce:
     def state(self) -> AgentState:
         """What a checkpoint holds (:class:`pgrad.checkpoint.AgentState`); its tensors are
         on the CPU and may share memory with the agent's."""
-        optim = self.optimizer.state_dict()
+        optim = _renumbered(self.optimizer.state_dict(), self.optimizer, self.policy)
         return AgentState(
             config=self.config, observation_space=self.observation_space,
             action_space=self.action_space,
@@ -367,6 +453,12 @@ class Reinforce:
         config = state.config
         if device is not None:
             config = dataclasses.replace(config, device=device)
+        if (len(state.optimizer["param_groups"]) == 1 and config.grad_clip == "separate"
+                and config.vf_lr is None):
+            # Saved with one parameter group: by a pgrad whose only clipping was the joint
+            # one (its config lacks grad_clip) or by a policy without a value network (the
+            # two are then the same). The run continues as it was trained.
+            config = dataclasses.replace(config, grad_clip="joint")
         if env is None and config.env_id is not None and env_available(config.env_id,
                                                                        config.env_packages):
             env = config.env_id
@@ -413,6 +505,13 @@ class Reinforce:
             self.resume_state = self.collector.get_state()
             self.collector.envs.close()
             self.collector = None
+
+
+def _callbacks(callback: CallbackLike | None) -> list[Any]:
+    """``callback`` as a list (see :func:`pgrad.callbacks.as_callback`)."""
+    if callback is None:
+        return []
+    return list(callback) if isinstance(callback, Sequence) else [callback]
 
 
 def _probe_spaces(env: EnvSource, config: Config) -> tuple[gym.Space, gym.Space]:
@@ -479,23 +578,84 @@ class _Targets:
     """What the loss fits, for the ``B`` valid steps."""
 
     returns: torch.Tensor
-    """``[B]`` G_t, in units of the scaled rewards."""
+    """``[B]`` the value targets: G_t (``value_target='mc'``) or G^λ_t, in units of the
+    scaled rewards."""
+    policy_returns: torch.Tensor
+    """``[B]`` the returns of the policy's advantage G − V: G_t, or G^λ_t when
+    ``gae_lambda`` < 1 (the same tensor as ``returns`` when both are G_t)."""
     weights: torch.Tensor | None
     """``[B]`` γ^t on each step's policy term (``discount_policy_gradient``), or None."""
 
 
 def _targets(policy: Policy, data: _Transitions, gamma: float, reward_scale: float,
-             discount_policy_gradient: bool) -> _Targets:
+             discount_policy_gradient: bool, gae_lambda: float = 1.0,
+             value_target: str = "mc") -> _Targets:
     """G_t of the rewards divided by ``reward_scale`` (cuts bootstrapped from V when the
-    policy has a baseline) and the γ^t weights. Reads the policy, changes nothing."""
+    policy has a baseline), the λ-returns G^λ_t when ``gae_lambda`` < 1, and the γ^t
+    weights. Reads the policy, changes nothing."""
     next_values = _next_values(policy, data) if policy.has_baseline else None
-    returns = discounted_returns(data.rewards / reward_scale, gamma,
-                                 terminated=data.terminated, truncated=data.truncated,
-                                 next_values=next_values)
+    rewards = data.rewards / reward_scale
+    returns = discounted_returns(rewards, gamma, terminated=data.terminated,
+                                 truncated=data.truncated, next_values=next_values)[data.valid]
+    policy_returns = returns
+    if next_values is not None and (gae_lambda < 1.0 or value_target == "gae"):
+        policy_returns = lambda_returns(
+            rewards, _all_next_values(policy, data, next_values), gamma, gae_lambda,
+            terminated=data.terminated, truncated=data.truncated)[data.valid]
+        if value_target == "gae":
+            returns = policy_returns
     weights = None
     if discount_policy_gradient:  # γ^t, t the step's index within its episode
         weights = gamma ** _episode_steps(data).to(torch.float32)[data.valid]
-    return _Targets(returns[data.valid], weights)
+    return _Targets(returns, policy_returns, weights)
+
+
+def _all_next_values(policy: Policy, data: _Transitions,
+                     cut_values: torch.Tensor) -> torch.Tensor:
+    """``[T, N]``: V(s_{t+1}) after every valid step, without gradient. Where the episode
+    goes on, s_{t+1} is the observation of the next row's valid step; at cuts it is
+    ``cut_values`` (:func:`_next_values`)."""
+    values = torch.zeros_like(data.rewards)
+    with torch.no_grad():
+        values[data.valid] = policy.value(data.obs)
+    following = torch.zeros_like(values)
+    following[:-1] = values[1:]
+    cut = (data.truncated | _last_row(data.valid)) & ~data.terminated & data.valid
+    return torch.where(cut, cut_values, following)
+
+
+def _renumbered(optim: dict[str, Any], optimizer: torch.optim.Optimizer,
+                policy: Policy) -> dict[str, Any]:
+    """Adam's ``state_dict`` with each parameter numbered by its place in
+    ``policy.parameters()`` (torch numbers them group by group), as a checkpoint expects.
+    ``load_state_dict`` pairs the parameters group by group, so it reads it back."""
+    position = {id(p): i for i, p in enumerate(policy.parameters())}
+    order = [position[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    return {"state": {order[k]: entry for k, entry in optim["state"].items()},
+            "param_groups": [{**group, "params": [order[k] for k in group["params"]]}
+                             for group in optim["param_groups"]]}
+
+
+def _param_groups(policy: Policy, config: Config) -> list[dict[str, Any]]:
+    """Adam's parameter groups: one group of every parameter (one rate, the clip over
+    both), or, with ``grad_clip='separate'`` or a ``vf_lr``, the policy's parameters (a
+    shared backbone included) and the value-only ones (its backbone and head)."""
+    params = list(policy.parameters())
+    value_only = [m for m in (policy.value_backbone, policy.value_head) if m is not None]
+    value_ids = {id(p) for m in value_only for p in m.parameters()}
+    split = config.grad_clip == "separate" or config.vf_lr is not None
+    if not split or not value_ids:
+        return [{"params": params, "lr": config.learning_rate}]
+    policy_rate, value_rate = _base_rates(config)
+    return [{"params": [p for p in params if id(p) not in value_ids], "lr": policy_rate},
+            {"params": [p for p in params if id(p) in value_ids], "lr": value_rate}]
+
+
+def _base_rates(config: Config) -> tuple[float, ...]:
+    """The configured learning rate of each parameter group (policy, then value); the
+    schedule scales them."""
+    value_rate = config.vf_lr if config.vf_lr is not None else config.learning_rate
+    return (config.learning_rate, value_rate)
 
 
 def _next_values(policy: Policy, data: _Transitions) -> torch.Tensor:
@@ -543,7 +703,8 @@ def _gradient_diagnostics(policy: Policy, data: _Transitions, targets: _Targets,
     for suffix, baseline in [("", values), ("_without_baseline", None)]:
         if suffix and values is None:
             break
-        adv = advantages(targets.returns, baseline, normalize_advantages=normalize_advantages)
+        returns = targets.returns if baseline is None else targets.policy_returns
+        adv = advantages(returns, baseline, normalize_advantages=normalize_advantages)
         if targets.weights is not None:
             adv = adv * targets.weights
         grads = per_episode_gradients(policy, data.obs, data.actions, adv, segment,

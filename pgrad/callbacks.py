@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,6 +37,9 @@ this module)."""
 __all__ = ["Callback", "CallbackLike", "CheckpointCallback", "EvalCallback", "as_callback"]
 
 BEST_FILE = "best.safetensors"
+BEST_RECORD = "best.json"
+"""Beside ``best.safetensors``: the step and mean return of the evaluation that saved it,
+read back when a run is continued so that a worse model does not replace it."""
 
 
 class Callback:
@@ -95,7 +99,9 @@ class EvalCallback(_Every):
     (:func:`pgrad.evaluate`: ``episodes`` whole episodes, its own seed and vector env) and
     record ``eval/return_mean`` and ``eval/return_std`` in the metrics (NaN in the rows
     between evaluations, so the CSV has the columns). With ``run_dir``, save the agent to
-    ``run_dir/best.safetensors`` whenever the mean is the best so far.
+    ``run_dir/best.safetensors`` whenever the mean is the best so far (of the run: the
+    best mean is kept in ``run_dir/best.json`` and read back when the run continues).
+    Every evaluation uses the same ``seed``, so the candidates play the same start states.
 
     Attributes: ``best_mean`` (the best mean return, -inf before the first evaluation),
     ``evaluations`` (``(step, mean, std)`` of each evaluation).
@@ -114,6 +120,8 @@ class EvalCallback(_Every):
         self.seed = seed
         self.best_mean = -math.inf
         self.evaluations: list[tuple[int, float, float]] = []
+        if self.run_dir is not None and (self.run_dir / BEST_RECORD).is_file():
+            self.best_mean = _saved_best(self.run_dir / BEST_RECORD)
 
     def on_update(self, agent: Reinforce, metrics: dict[str, float]) -> bool | None:
         from pgrad.evaluation import evaluate
@@ -129,7 +137,23 @@ class EvalCallback(_Every):
             self.best_mean = result.mean
             if self.run_dir is not None and agent.world.is_main:
                 agent.save(self.run_dir / BEST_FILE)
+                (self.run_dir / BEST_RECORD).write_text(json.dumps(
+                    {"step": agent.num_timesteps, "return_mean": result.mean}) + "\n")
         return None
+
+
+def _saved_best(path: Path) -> float:
+    """The mean return recorded in a ``best.json`` (-inf when it holds none)."""
+    from pgrad import safeio
+
+    try:
+        value = safeio.read_json(path, 4096, "best-model record").get("return_mean")
+    except (ValueError, AttributeError) as e:
+        raise PgradError(f"{path} is unreadable ({e}); delete it to start a new best "
+                         "model") from e
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return -math.inf
 
 
 class CheckpointCallback(_Every):

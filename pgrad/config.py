@@ -21,7 +21,10 @@ from pgrad.constants import (
     CHANNEL_ORDERS,
     CNN_ARCHS,
     ENCODERS,
+    GRAD_CLIPS,
+    LR_SCHEDULES,
     VALUE_NETS,
+    VALUE_TARGETS,
     VECTORIZATIONS,
 )
 from pgrad.constants import ACTIVATION_NAMES as ACTIVATIONS
@@ -204,7 +207,7 @@ MAX_STR = 4096
 LOG_STD_RANGE = (-50.0, 20.0)
 """log-std values allowed (exp(20) ≈ 5e8; beyond, float32 Gaussians overflow)."""
 POSITIVE: dict[str, float] = {"learning_rate": 1e3, "max_grad_norm": 1e12, "obs_clip": 1e6,
-                              "max_episode_steps": 1e8}
+                              "max_episode_steps": 1e8, "vf_lr": 1e3, "vf_max_grad_norm": 1e12}
 """Float settings that must lie in (0, cap]."""
 NON_NEGATIVE: dict[str, float] = {"vf_coef": 1e6, "ent_coef": 1e6}
 """Float settings that must lie in [0, cap]."""
@@ -274,13 +277,39 @@ class Config:
         "as well and trains twice as fast)."))
     activation: str = field(default="tanh", metadata=_help(
         f"Hidden activation: {', '.join(ACTIVATIONS)}."))
-    learning_rate: float = field(default=1e-2, metadata=_help("Adam learning rate."))
+    learning_rate: float = field(default=1e-2, metadata=_help(
+        "Adam learning rate (of the policy, and of the value unless vf_lr is set)."))
+    vf_lr: float | None = field(default=None, metadata=_help(
+        "Adam learning rate of the value-only parameters (None: learning_rate). A shared "
+        "backbone (value_net='shared') belongs to the policy and takes learning_rate."))
+    lr_schedule: str = field(default="constant", metadata=_help(
+        "Learning-rate schedule: 'constant', or 'linear' decay to 0 at the end of the "
+        "learn call's budget (lr · (1 - step / target step), derived from the step count, "
+        "so a resumed run continues it exactly)."))
     gamma: float = field(default=0.99, metadata=_help("Discount factor."))
+    gae_lambda: float = field(default=1.0, metadata=_help(
+        "λ of GAE(λ) advantages. 1: the Monte-Carlo advantage G_t - V(s_t) (REINFORCE with "
+        "a baseline, unbiased). Below 1: an actor-critic estimator, bootstrapped from V at "
+        "every step (less variance, biased by V's error; Spinning Up's VPG uses 0.97). "
+        "Needs baseline."))
+    value_target: str = field(default="mc", metadata=_help(
+        "What V(s) fits: 'mc' (the discounted returns G_t, bootstrapped only at cuts) or "
+        "'gae' (the λ-returns A_t + V(s_t), the same as mc when gae_lambda is 1)."))
     max_grad_norm: float | None = field(default=0.5, metadata=_help(
-        "Clip the gradient's global norm to this (None: no clipping)."))
+        "Clip the gradient's norm to this (None: no clipping): the norm over policy and "
+        "value together with grad_clip='joint', the policy's alone with 'separate'."))
+    grad_clip: str = field(default="separate", metadata=_help(
+        "'separate': the policy's gradient (shared backbone included) clipped to "
+        "max_grad_norm and the value-only parameters' to vf_max_grad_norm, so the value "
+        "loss cannot scale the policy step; 'joint': one norm over policy and value "
+        "together, clipped to max_grad_norm (the only clip of earlier pgrad; a large value "
+        "error then shrinks the policy's step). See docs/learning-options.md."))
+    vf_max_grad_norm: float | None = field(default=0.5, metadata=_help(
+        "With grad_clip='separate': clip the value-only parameters' gradient norm to this "
+        "(None: no clipping)."))
     value_steps: int = field(default=1, metadata=_help(
         "Gradient steps on the value loss per batch: the first is shared with the policy's, "
-        "the others fit V alone (Spinning Up's train_v_iters)."))
+        "the others fit V alone (Spinning Up's train_v_iters, 80 at its own vf_lr)."))
     vf_coef: float = field(default=0.5, metadata=_help("Weight of the value loss."))
     ent_coef: float = field(default=0.0, metadata=_help("Weight of the entropy bonus."))
     discount_policy_gradient: bool = field(default=False, metadata=_help(
@@ -396,6 +425,15 @@ class Config:
         need(self.activation in ACTIVATIONS,
              f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        need(0.0 <= self.gae_lambda <= 1.0,
+             f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        need(self.gae_lambda == 1.0 or self.baseline,
+             "gae_lambda below 1 bootstraps from the value baseline: use it with "
+             "baseline=True")
+        for name, choices in (("lr_schedule", LR_SCHEDULES), ("grad_clip", GRAD_CLIPS),
+                              ("value_target", VALUE_TARGETS)):
+            need(getattr(self, name) in choices, f"{name} must be one of {', '.join(choices)}, "
+                                                 f"got {getattr(self, name)!r}")
         need(1 <= self.value_steps <= MAX_VALUE_STEPS,
              f"value_steps must be in [1, {MAX_VALUE_STEPS}], got {self.value_steps}")
         lo, hi = LOG_STD_RANGE

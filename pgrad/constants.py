@@ -5,7 +5,8 @@ no gymnasium), so ``pgrad --help`` stays fast."""
 from __future__ import annotations
 
 __all__ = ["ACTION_BOUNDS", "ACTIVATION_NAMES", "CHANNEL_ORDERS", "CNN_ARCHS", "ENCODERS",
-           "VALUE_NETS", "VECTORIZATIONS"]
+           "GRAD_CLIPS", "LR_SCHEDULES", "STOP_ON", "VALUE_NETS", "VALUE_TARGETS",
+           "VECTORIZATIONS"]
 
 VECTORIZATIONS = ("auto", "native", "sync", "async", "envpool")
 """How a vector env is built (``pgrad.envs.make_vec_env``)."""
@@ -21,3 +22,12 @@ CHANNEL_ORDERS = ("auto", "hwc", "chw")
 """Where an image's channel axis is (``pgrad.spaces``)."""
 CNN_ARCHS = ("auto", "nature", "small")
 """Convolution stacks of the CNN encoder (``pgrad.networks.CNN_STACKS``)."""
+GRAD_CLIPS = ("joint", "separate")
+"""How gradients are clipped (``pgrad.agent``): one norm over policy and value together, or
+each clipped on its own (``max_grad_norm``, ``vf_max_grad_norm``)."""
+LR_SCHEDULES = ("constant", "linear")
+"""Learning-rate schedules (``pgrad.agent``): constant, or linear decay to 0 over the run."""
+VALUE_TARGETS = ("mc", "gae")
+"""What the value baseline fits (``pgrad.agent``): Monte-Carlo returns or the λ-returns."""
+STOP_ON = ("train", "eval")
+"""Which return ``stop_return`` is compared with (``pgrad.trainer``)."""

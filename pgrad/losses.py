@@ -2,9 +2,10 @@
 
     advantage   A_t = G_t                  (no baseline)
                 A_t = G_t − V(s_t)         (baseline; V detached: the policy loss never
-                                            moves the baseline)
+                                            moves the baseline; G_t may be a λ-return,
+                                            which makes A_t the GAE(λ) advantage)
     policy loss     L_π = −mean_t[ log π(a_t|s_t) · A_t ]
-    value loss      L_V = mean_t[ (V(s_t) − G_t)² ]
+    value loss      L_V = mean_t[ (V(s_t) − Ĝ_t)² ]   (Ĝ: the value targets, G by default)
     total           L = L_π + vf_coef · L_V − ent_coef · mean_t[ H(π(·|s_t)) ]
 
 Minimising L_π ascends the policy gradient  ∇J(θ) = E[ Σ_t ∇ log π(a_t|s_t) · G_t ]:
@@ -54,6 +55,7 @@ def reinforce_loss(
     normalize_advantages: bool = False,
     policy_weights: Tensor | None = None,
     normalizer: Callable[[Tensor], Tensor] = normalize,
+    value_targets: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The REINFORCE objective as named terms.
 
@@ -70,6 +72,8 @@ def reinforce_loss(
             estimator that drops γ^t).
         normalizer: the normalisation used then; data-parallel training passes one with
             the mean and std of all workers' batches (``pgrad.distributed.World.normalize``).
+        value_targets: ``[B]`` what V(s_t) fits (None: ``returns``), e.g. the Monte-Carlo
+            G_t while ``returns`` holds the λ-returns of GAE advantages.
 
     Returns:
         ``loss`` (to minimise), ``loss_policy``, ``loss_value`` (0 without baseline),
@@ -83,13 +87,18 @@ def reinforce_loss(
     if values is not None and values.shape != returns.shape:
         raise ValueError(f"values must have shape [B] = {tuple(returns.shape)}, "
                          f"got {tuple(values.shape)}")
+    if value_targets is None:
+        value_targets = returns
+    elif value_targets.shape != returns.shape:
+        raise ValueError(f"value_targets must have shape [B] = {tuple(returns.shape)}, "
+                         f"got {tuple(value_targets.shape)}")
     adv = advantages(returns, values)
     adv_used = normalizer(adv) if normalize_advantages else adv
     if policy_weights is not None:
         adv_used = adv_used * policy_weights.detach()
     loss_policy = -(log_probs * adv_used).mean()
     zero = loss_policy.new_zeros(())
-    loss_value = zero if values is None else (values - returns.detach()).pow(2).mean()
+    loss_value = zero if values is None else (values - value_targets.detach()).pow(2).mean()
     mean_entropy = zero if entropy is None else entropy.mean()
     loss = loss_policy + vf_coef * loss_value - ent_coef * mean_entropy
     return {

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["discounted_returns", "normalize"]
+__all__ = ["discounted_returns", "gae_advantages", "lambda_returns", "normalize"]
 
 
 def discounted_returns(
@@ -88,12 +88,106 @@ def discounted_returns(
             )
         offset = rewards + gamma * torch.where(cut, next_values.to(rewards.dtype), 0.0)
 
-    returns = torch.empty_like(rewards)
-    if length:
-        returns[-1] = offset[-1]
-    for t in range(length - 2, -1, -1):
-        torch.addcmul(offset[t], carry[t], returns[t + 1], out=returns[t])
+    returns = _scan(offset, carry)
     return _normalized(returns) if normalize else returns
+
+
+def lambda_returns(
+    rewards: Tensor,
+    next_values: Tensor,
+    gamma: float,
+    lam: float,
+    *,
+    terminated: Tensor | None = None,
+    truncated: Tensor | None = None,
+) -> Tensor:
+    """The λ-return of every step (Sutton & Barto §12.1), restarting at each episode end::
+
+        G^λ_t = R_{t+1} + γ [(1 − λ) V(s_{t+1}) + λ G^λ_{t+1}]   (the episode goes on)
+        G^λ_t = R_{t+1} + γ V(s_{t+1})                            (cut after step t)
+        G^λ_t = R_{t+1}                                           (terminated after step t)
+
+    Args:
+        rewards: ``[T]`` or ``[T, N]``.
+        next_values: shape of ``rewards``; V(s_{t+1}) after every step (not read where the
+            episode terminated).
+        gamma: discount factor γ in [0, 1].
+        lam: λ in [0, 1]. λ = 1 gives the discounted returns bootstrapped at cuts, bit for
+            bit those of :func:`discounted_returns` with the same ``next_values``; λ = 0
+            the one-step targets R + γ V(s').
+        terminated, truncated: bool, shape of ``rewards``, as in :func:`discounted_returns`
+            (the last row is a cut unless it terminated).
+
+    Returns:
+        G^λ with the shape of ``rewards`` (float32 for integer or bool rewards).
+    """
+    if rewards.dim() not in (1, 2):
+        raise ValueError(f"rewards must have shape [T] or [T, N], got {tuple(rewards.shape)}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    if not rewards.is_floating_point():
+        rewards = rewards.to(torch.float32)
+    if next_values.shape != rewards.shape:
+        raise ValueError(f"next_values must match rewards {tuple(rewards.shape)}, "
+                         f"got {tuple(next_values.shape)}")
+    no = torch.zeros(rewards.shape, dtype=torch.bool, device=rewards.device)
+    term = no if terminated is None else _as_bool(terminated, rewards, "terminated")
+    cut = (no if truncated is None else _as_bool(truncated, rewards, "truncated")).clone()
+    if rewards.shape[0]:
+        cut[-1] = True
+    cut &= ~term
+    values = next_values.to(rewards.dtype)
+    # G_t = a_t + c_t G_{t+1}, a_t = R + γ·(V' at a cut, (1 − λ) V' where the episode goes
+    # on, 0 at a termination), c_t = γλ where it goes on. With λ = 1 these are exactly the
+    # terms of discounted_returns.
+    bootstrap = torch.where(cut, values, torch.where(term, 0.0, (1.0 - lam) * values))
+    offset = rewards + gamma * bootstrap
+    carry = torch.full_like(rewards, gamma * lam).masked_fill_(term | cut, 0.0)
+    return _scan(offset, carry)
+
+
+def gae_advantages(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    gamma: float,
+    lam: float,
+    *,
+    terminated: Tensor | None = None,
+    truncated: Tensor | None = None,
+) -> Tensor:
+    """GAE(λ) advantages (Schulman et al., 2016): A_t = G^λ_t − V(s_t) = Σ_k (γλ)^k δ_{t+k},
+    δ_t = R_{t+1} + γ V(s_{t+1}) − V(s_t), within each episode (see :func:`lambda_returns`).
+
+    Args:
+        rewards, next_values, terminated, truncated: ``[T]`` or ``[T, N]``, as in
+            :func:`lambda_returns`.
+        values: shape of ``rewards``; V(s_t).
+        gamma, lam: γ and λ in [0, 1]. λ = 1 is the Monte-Carlo advantage G_t − V(s_t)
+            (unbiased); λ < 1 trades variance for the bias of V's error (actor-critic).
+
+    Returns:
+        A with the shape of ``rewards``.
+    """
+    if values.shape != rewards.shape:
+        raise ValueError(f"values must match rewards {tuple(rewards.shape)}, "
+                         f"got {tuple(values.shape)}")
+    returns = lambda_returns(rewards, next_values, gamma, lam, terminated=terminated,
+                             truncated=truncated)
+    return returns - values.to(returns.dtype)
+
+
+def _scan(offset: Tensor, carry: Tensor) -> Tensor:
+    """x_t = offset_t + carry_t · x_{t+1} backwards along the first dimension, x_{T-1} =
+    offset_{T-1}: one fused multiply-add over the N envs per step."""
+    returns = torch.empty_like(offset)
+    if offset.shape[0]:
+        returns[-1] = offset[-1]
+    for t in range(offset.shape[0] - 2, -1, -1):
+        torch.addcmul(offset[t], carry[t], returns[t + 1], out=returns[t])
+    return returns
 
 
 def normalize(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:

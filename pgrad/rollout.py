@@ -17,6 +17,15 @@ Two kinds of batch:
 * fixed steps (``n_steps=T``): T steps of every env; episodes run on across batches and the
   last step of an unfinished episode is a cut, bootstrapped from V by the update.
 
+Episode statistics (``episode_returns``, ``episode_lengths``: what ``rollout/ep_return_mean``
+averages) count episodes in the order they *started*, never in the order they finished: the
+episodes that finish last are the long ones, so a window filled in finishing order holds
+too many long episodes. With whole-episode batches the window is a whole number of batches
+(the fewest that hold ``stats_window`` episodes): every episode a batch started, none
+carried over. With fixed-step batches an episode enters the window only once every episode
+started before it has finished. docs/learning-options.md has the measured bias of the old
+rule and what remains of the new.
+
 Every observation and reward is checked: an env that raises, returns observations of
 another shape, or non-finite observations or rewards stops the rollout with a
 :class:`PgradError` naming the env and the step.
@@ -41,6 +50,9 @@ from pgrad.errors import PgradError
 from pgrad.policies import Policy
 
 __all__ = ["Batch", "Collector", "EpisodeTracker"]
+
+MAX_SAVED_EPISODES = 100_000
+"""Most episodes of the statistics window kept in a saved state (a checkpoint's limit)."""
 
 
 @dataclass
@@ -175,8 +187,11 @@ class Collector:
     """Plays a policy in a vector env and fills :class:`Batch` es.
 
     Actions are drawn with ``generator`` (default: torch's global stream). Keeps the
-    episode statistics of finished valid episodes: ``episode_returns`` and
-    ``episode_lengths`` hold the last ``stats_window`` of them, ``episodes`` counts all.
+    episode statistics of finished valid episodes, in the order they started:
+    ``episode_returns`` and ``episode_lengths`` hold the window (whole-episode batches:
+    the last ⌈stats_window / episodes⌉ batches' episodes; fixed-step batches: the last
+    ``stats_window`` episodes whose predecessors have all finished), ``window_full`` says
+    whether it is full, ``episodes`` counts every finished episode.
     """
 
     def __init__(self, envs: VectorEnv, policy: Policy, *, episodes: int | None = None,
@@ -199,8 +214,14 @@ class Collector:
         self.generator = generator
         self._obs: np.ndarray | None = None
         self._episodes = EpisodeTracker(self.num_envs)
-        self.episode_returns: deque[float] = deque(maxlen=stats_window)
-        self.episode_lengths: deque[int] = deque(maxlen=stats_window)
+        window = stats_window if episodes is None else (
+            -(-stats_window // episodes) * episodes)  # whole batches, ≥ stats_window episodes
+        self.episode_returns: deque[float] = deque(maxlen=window)
+        self.episode_lengths: deque[int] = deque(maxlen=window)
+        # Finished episodes not yet in the window: (start row, env, return, length), the
+        # start row counted over all rows collected since the last reset.
+        self._pending: list[tuple[int, int, float, int]] = []
+        self._rows = 0
         self.episodes = 0
         self.steps = 0
 
@@ -212,6 +233,8 @@ class Collector:
         self._check(self._obs, None, "reset")
         self._seed = None
         self._episodes.reset()
+        self._admit(None)  # no episode runs on: every finished one may enter the window
+        self._rows = 0
 
     def collect(self) -> Batch:
         """Play until the batch is full and return it (views into reused storage: the
@@ -230,7 +253,36 @@ class Collector:
                 length = self._collect_episodes(self.episodes_per_batch)
         batch = self._buffers.batch(length)
         self.steps += batch.num_steps
+        self._rows += length
+        self._admit(None if self.n_steps is None else self._running_starts())
         return batch
+
+    @property
+    def window_full(self) -> bool:
+        """Whether the statistics window holds all the episodes it can."""
+        return len(self.episode_returns) == self.episode_returns.maxlen
+
+    def _running_starts(self) -> list[tuple[int, int]]:
+        """``(start row, env)`` of every episode under way (or about to start) now."""
+        lengths, after_end = self._episodes.lengths, self._episodes.after_end
+        return [(self._rows - int(lengths[i]), i) for i in range(self.num_envs)
+                if not after_end[i]]
+
+    def _admit(self, running: list[tuple[int, int]] | None) -> None:
+        """Move the finished episodes that started before every episode still running
+        (all of them when ``running`` is None) into the window, in the order they started."""
+        if not self._pending:
+            return
+        self._pending.sort()
+        first_running = min(running) if running else None
+        keep = len(self._pending)
+        if first_running is not None:
+            keep = next((k for k, e in enumerate(self._pending) if e[:2] > first_running),
+                        keep)
+        for _, _, ret, length in self._pending[:keep]:
+            self.episode_returns.append(ret)
+            self.episode_lengths.append(length)
+        del self._pending[:keep]
 
     def _step(self, t: int, active: np.ndarray, acting: np.ndarray | None = None) -> np.ndarray:
         """Step every env at row ``t``; ``active`` marks whose step is learned from.
@@ -262,9 +314,12 @@ class Collector:
         bufs["valid"][t] = active
         bufs["episode_steps"][t] = self._episodes.lengths
         done, finished = self._episodes.step(rewards, terminated, truncated, active)
-        if finished is not None:
-            self.episode_returns.extend(finished.returns.tolist())
-            self.episode_lengths.extend(finished.lengths.tolist())
+        if finished is not None:  # enters the window in start order (see _admit)
+            row = self._rows + t + 1
+            self._pending.extend(
+                (row - n, e, r, n) for e, r, n in zip(finished.envs.tolist(),
+                                                      finished.returns.tolist(),
+                                                      finished.lengths.tolist(), strict=True))
             self.episodes += finished.envs.size
         return done
 
@@ -290,12 +345,17 @@ class Collector:
     def get_state(self) -> dict[str, Any]:
         """The collector's state as JSON-able data: episode statistics, counters, the
         envs' random states and whether the next reset seeds the envs (see
-        :meth:`set_state`)."""
+        :meth:`set_state`). Finished episodes still waiting for the window (fixed-step
+        batches) are saved in it: a resumed run restarts the episodes under way."""
+        pending = sorted(self._pending)
+        returns = [*self.episode_returns, *(e[2] for e in pending)]
+        lengths = [*self.episode_lengths, *(e[3] for e in pending)]
+        keep = min(len(returns), self.episode_returns.maxlen or 0, MAX_SAVED_EPISODES)
         return {
             "episodes": self.episodes,
             "steps": self.steps,
-            "episode_returns": [float(r) for r in self.episode_returns],
-            "episode_lengths": [int(n) for n in self.episode_lengths],
+            "episode_returns": [float(r) for r in returns[len(returns) - keep:]],
+            "episode_lengths": [int(n) for n in lengths[len(lengths) - keep:]],
             "reset_seed": self._seed,
             "env_rng": get_rng_states(self.envs),
         }
@@ -315,6 +375,7 @@ class Collector:
             self.episode_returns.extend(float(r) for r in state["episode_returns"])
             self.episode_lengths.clear()
             self.episode_lengths.extend(int(n) for n in state["episode_lengths"])
+            self._pending.clear()
             seed = state["reset_seed"]
             self._seed = None if seed is None else int(seed)
             env_rng = state.get("env_rng")

@@ -7,8 +7,10 @@ abandons the update at once); an agent that already trained (loaded from a check
 continues the run's ``progress.csv`` and TensorBoard steps instead of restarting them.
 
 Vocabulary: an *update* is one gradient step on one *batch* (whole episodes, or n_steps
-of every env); ``num_timesteps`` counts valid env transitions; the *training return* is
-the mean return of the last 100 finished training episodes (``rollout/ep_return_mean``).
+of every env); ``num_timesteps`` counts valid env transitions; the *training return*
+(``rollout/ep_return_mean``) is the mean return of a window of at least 100 training
+episodes counted in the order they started (whole-episode batches: the last whole batches
+that hold 100; see :class:`pgrad.rollout.Collector` and docs/learning-options.md).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tqdm.auto import tqdm
 
 from pgrad.callbacks import CallbackLike, UpdateFunction, as_callback
 from pgrad.checkpoint import MODEL_FILE
+from pgrad.constants import STOP_ON
 from pgrad.errors import PgradError
 from pgrad.logger import Logger
 
@@ -100,7 +103,8 @@ class TrainResult:
     episodes: int
     """Training episodes finished in this call."""
     return_mean: float
-    """Mean return of the last 100 training episodes (nan if none finished)."""
+    """The training return at the end: mean over the statistics window of at least 100
+    training episodes (nan if none finished)."""
     reached_stop_return: bool
     """Whether training ended because ``stop_return`` was reached."""
 
@@ -108,12 +112,15 @@ class TrainResult:
 def train(agent: Learner, total_timesteps: int, *, stop_return: float | None = None,
           run_dir: str | Path | None = None, progress_bar: bool = False,
           tensorboard: bool = True, save_every: int | None = None,
-          callback: CallbackLike | None = None) -> TrainResult:
+          callback: CallbackLike | None = None, stop_on: str = "train") -> TrainResult:
     """Train ``agent`` for ``total_timesteps`` more env steps (the last batch may overshoot).
 
     Args:
-        stop_return: end as soon as the mean return of the last 100 training episodes is
-            at least this (SB3's ``StopTrainingOnRewardThreshold``, on training episodes).
+        stop_return: end as soon as the return is at least this: with ``stop_on="train"``
+            the training return over a full window (at least 100 episodes), with
+            ``stop_on="eval"`` the mean of an evaluation (``eval/return_mean``, written by
+            an :class:`pgrad.callbacks.EvalCallback`).
+        stop_on: ``"train"`` or ``"eval"``, which return ``stop_return`` is compared with.
         run_dir: where to write ``progress.csv``, TensorBoard events, ``config.json`` and the
             final ``model.safetensors``; None writes nothing.
         progress_bar: show a tqdm bar with steps, steps/s and the training return.
@@ -134,11 +141,13 @@ def train(agent: Learner, total_timesteps: int, *, stop_return: float | None = N
         raise PgradError(f"total_timesteps must be at least 1, got {total_timesteps}")
     if save_every is not None and save_every < 1:
         raise PgradError(f"save_every must be at least 1 (or None), got {save_every}")
+    if stop_on not in STOP_ON:
+        raise PgradError(f"stop_on must be one of {', '.join(STOP_ON)}, got {stop_on!r}")
     if not agent.world.is_main:  # data-parallel: rank 0 alone logs and writes files
         run_dir, progress_bar = None, False
     with _torch_threads(agent.config.threads), _deferred_signals() as signals:
         return _train(agent, total_timesteps, stop_return, run_dir, progress_bar, tensorboard,
-                      save_every, signals, as_callback(callback))
+                      save_every, signals, as_callback(callback), stop_on)
 
 
 @contextmanager
@@ -184,7 +193,7 @@ def _deferred_signals() -> Iterator[_Signals]:
 def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
            run_dir: str | Path | None, progress_bar: bool, tensorboard: bool,
            save_every: int | None, signals: _Signals,
-           callback: UpdateFunction | None = None) -> TrainResult:
+           callback: UpdateFunction | None = None, stop_on: str = "train") -> TrainResult:
     start = time.perf_counter()
     collector = agent.make_collector()
     world = agent.world
@@ -213,7 +222,7 @@ def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
             stats = world.rollout_stats(
                 batch.num_steps, collector.episodes, collector.episode_returns,
                 collector.episode_lengths,
-                len(collector.episode_returns) == collector.episode_returns.maxlen,
+                collector.window_full,
                 signals.signum is not None)
             agent.num_timesteps += stats.steps
             episodes = stats.episodes
@@ -243,7 +252,8 @@ def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
             if stats.interrupted:  # every rank stops at the same update
                 raise Interrupted(signals.signum or signal.SIGTERM, agent.num_timesteps,
                                   model_path)
-            if stop_return is not None and stats.full_window and return_mean >= stop_return:
+            if stop_return is not None and _reached(stop_on, stop_return, stats.full_window,
+                                                    return_mean, metrics):
                 reached = True
                 break
             if stop:  # a callback asked to stop
@@ -263,3 +273,13 @@ def _train(agent: Learner, total_timesteps: int, stop_return: float | None,
         reached_stop_return=reached,
     )
 
+
+
+def _reached(stop_on: str, stop_return: float, full_window: bool, return_mean: float,
+             metrics: dict[str, Any]) -> bool:
+    """Whether ``stop_return`` is reached: by the training return over a full window, or by
+    an evaluation made at this update (``eval/return_mean`` is nan between evaluations)."""
+    if stop_on == "eval":
+        value = float(metrics.get("eval/return_mean", math.nan))
+        return not math.isnan(value) and value >= stop_return
+    return full_window and return_mean >= stop_return

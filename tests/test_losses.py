@@ -168,3 +168,14 @@ def test_return_below_the_baseline_lowers_the_probability_of_the_action() -> Non
 def test_zero_advantage_leaves_the_policy_unchanged() -> None:
     before, after = bandit_step(2.0, value=2.0)
     assert after == before
+
+
+def test_value_targets_replace_the_returns_in_the_value_loss_only() -> None:
+    b = batch()
+    targets = torch.randn(8, generator=torch.Generator().manual_seed(5))
+    out = reinforce_loss(**b, value_targets=targets)
+    plain = reinforce_loss(**b)
+    assert torch.equal(out["loss_policy"], plain["loss_policy"])
+    assert torch.allclose(out["loss_value"], (b["values"] - targets).pow(2).mean())
+    with pytest.raises(ValueError, match="value_targets"):
+        reinforce_loss(**b, value_targets=torch.zeros(3))

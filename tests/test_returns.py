@@ -319,3 +319,76 @@ def test_float64_rewards_stay_float64() -> None:
     returns = discounted_returns(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), 0.99)
     assert returns.dtype == torch.float64
     assert returns.tolist() == [0.99 * 0.99, 0.99, 1.0]
+
+
+# ---------------------------------------------------------------- λ-returns and GAE(λ)
+def reference_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """A_t = Σ_k (γλ)^k δ_{t+k} within the episode, δ = r + γ V(s') − V(s), written as a
+    plain loop over one env (the last row is a cut)."""
+    length = len(rewards)
+    adv = [0.0] * length
+    for t in range(length):
+        total, factor = 0.0, 1.0
+        for k in range(t, length):
+            end = terminated[k] or truncated[k] or k == length - 1
+            future = 0.0 if terminated[k] else next_values[k]
+            total += factor * (rewards[k] + gamma * future - values[k])
+            if end:
+                break
+            factor *= gamma * lam
+        adv[t] = total
+    return adv
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 0.95])
+def test_gae_equals_the_sum_of_discounted_td_errors(lam: float) -> None:
+    from pgrad.returns import gae_advantages
+
+    data = random_episode_inputs((40, 3), torch.float64, seed=7)
+    values = torch.randn((40, 3), generator=torch.Generator().manual_seed(1),
+                         dtype=torch.float64)
+    # Within an episode V(s_{t+1}) is the next row's V(s): make the data consistent.
+    next_values = data["next_values"].clone()
+    ends = data["terminated"] | data["truncated"]
+    next_values[:-1] = torch.where(ends[:-1], next_values[:-1], values[1:])
+    adv = gae_advantages(data["rewards"], values, next_values, 0.9, lam,
+                         terminated=data["terminated"], truncated=data["truncated"])
+    for i in range(3):
+        expected = reference_gae(data["rewards"][:, i].tolist(), values[:, i].tolist(),
+                                 next_values[:, i].tolist(), data["terminated"][:, i].tolist(),
+                                 data["truncated"][:, i].tolist(), 0.9, lam)
+        assert adv[:, i].tolist() == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lambda_one_is_bit_for_bit_the_discounted_returns(dtype: torch.dtype) -> None:
+    from pgrad.returns import lambda_returns
+
+    data = random_episode_inputs((200, 5), dtype, seed=3)
+    mc = discounted_returns(data["rewards"], 0.99, terminated=data["terminated"],
+                            truncated=data["truncated"], next_values=data["next_values"])
+    lam = lambda_returns(data["rewards"], data["next_values"], 0.99, 1.0,
+                         terminated=data["terminated"], truncated=data["truncated"])
+    assert torch.equal(mc, lam)
+
+
+def test_lambda_zero_is_the_one_step_target() -> None:
+    from pgrad.returns import lambda_returns
+
+    rewards = torch.tensor([1.0, 2.0, 3.0])
+    next_values = torch.tensor([10.0, 20.0, 30.0])
+    terminated = torch.tensor([False, False, True])
+    out = lambda_returns(rewards, next_values, 0.5, 0.0, terminated=terminated)
+    assert out.tolist() == [1.0 + 0.5 * 10.0, 2.0 + 0.5 * 20.0, 3.0]
+
+
+def test_lambda_returns_reject_bad_input() -> None:
+    from pgrad.returns import gae_advantages, lambda_returns
+
+    r = torch.zeros(4)
+    with pytest.raises(ValueError, match="lam"):
+        lambda_returns(r, r, 0.9, 1.5)
+    with pytest.raises(ValueError, match="next_values"):
+        lambda_returns(r, torch.zeros(3), 0.9, 0.5)
+    with pytest.raises(ValueError, match="values"):
+        gae_advantages(r, torch.zeros(5), r, 0.9, 0.5)

@@ -165,10 +165,13 @@ def test_batches_store_actions_as_sampled() -> None:
     assert set(batch.actions.unique().tolist()) <= {0, 1}
 
 
-def test_stats_window_keeps_the_last_episodes() -> None:
-    c = collector(num_envs=2, action=1, episodes=6, stats_window=4)
+def test_stats_window_keeps_whole_batches() -> None:
+    c = collector(num_envs=2, action=1, episodes=3, stats_window=4)
     c.collect()
-    assert len(c.episode_returns) == 4 and c.episodes == 6
+    assert len(c.episode_returns) == 3 and not c.window_full
+    c.collect()
+    c.collect()  # the window is two batches of 3 (the fewest holding 4 episodes)
+    assert len(c.episode_returns) == 6 and c.window_full and c.episodes == 9
 
 
 def test_same_seed_same_batches() -> None:

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from pgrad import safeio
 from pgrad.config import Config, FieldKind, field_kind
+from pgrad.constants import STOP_ON
 from pgrad.errors import PgradError
 from pgrad.presets import preset
 
@@ -33,6 +34,7 @@ __all__ = ["main"]
 
 DEFAULT_TIMESTEPS = 500_000
 DEFAULT_SAVE_EVERY = 100_000
+DEFAULT_EVAL_EPISODES = 10
 RUN_FILE = "run.json"
 """The run's own settings (step target, stop return, ...), read back by --resume."""
 ALIASES = {"learning_rate": ["--lr"], "env_packages": ["--env-package"]}
@@ -132,8 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"env steps to train for (default: {DEFAULT_TIMESTEPS}); with "
                        "--resume, the run's new total (default: the saved one)")
     train.add_argument("--stop-return", type=float, default=None, metavar="X",
-                       help="stop once the mean return of the last 100 training episodes "
-                       "reaches X (default: train for all steps)")
+                       help="stop once the return reaches X (default: train for all "
+                       "steps): the training return over a full window of at least 100 "
+                       "episodes, or each evaluation's mean with --stop-on eval")
+    train.add_argument("--stop-on", choices=STOP_ON, default=None,
+                       help="which return --stop-return watches: train (the training "
+                       "episodes, default) or eval (the evaluations of --eval-every)")
+    train.add_argument("--eval-every", type=int, default=None, metavar="STEPS",
+                       help="every STEPS env steps, evaluate on a separate env (own seed, "
+                       "deterministic actions), log eval/return_mean and eval/return_std, "
+                       "and keep the best model as best.safetensors (default: never)")
+    train.add_argument("--eval-episodes", type=int, default=None, metavar="K",
+                       help="episodes per evaluation (default: 10)")
     train.add_argument("--out", type=_path, default=None, metavar="DIR",
                        help="run directory (default: runs/<env>-s<seed>-<date-time>)")
     train.add_argument("--resume", type=_path, default=None, metavar="DIR",
@@ -260,9 +272,15 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     ``pgrad train`` before anything heavy is imported or launched."""
     overrides = {f.name: getattr(args, f.name) for f in TRAIN_FIELDS if hasattr(args, f.name)}
     for flag, value in (("--total-timesteps", args.total_timesteps),
-                        ("--save-every", args.save_every), ("--nproc", args.nproc)):
+                        ("--save-every", args.save_every), ("--nproc", args.nproc),
+                        ("--eval-every", args.eval_every)):
         if value is not None and value < 1:
             raise PgradError(f"{flag} must be at least 1, got {value}")
+    if args.eval_episodes is not None:
+        _check_range("--eval-episodes", args.eval_episodes, 1, MAX_EPISODES)
+    if args.stop_on == "eval" and args.eval_every is None and args.resume is None:
+        raise PgradError("--stop-on eval compares --stop-return with evaluations: give "
+                         "--eval-every STEPS too")
     if not args.dist_timeout > 0:
         raise PgradError(f"--dist-timeout must be positive, got {args.dist_timeout:g}")
     if args.resume is None:
@@ -315,7 +333,9 @@ def _new_run(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Any, 
     run = {"total_timesteps": args.total_timesteps or DEFAULT_TIMESTEPS,
            "stop_return": args.stop_return,
            "save_every": args.save_every or DEFAULT_SAVE_EVERY,
-           "tensorboard": args.tensorboard}
+           "tensorboard": args.tensorboard, "eval_every": args.eval_every,
+           "eval_episodes": args.eval_episodes or DEFAULT_EVAL_EPISODES,
+           "stop_on": args.stop_on or "train"}
     return agent, run_dir, run
 
 
@@ -340,10 +360,13 @@ def _resumed_run(args: argparse.Namespace) -> tuple[Any, Path, dict]:
         raise PgradError(f"{run_dir} was trained on an env built by a callable, not a "
                          "Gymnasium id; resume it from Python with Reinforce.load(..., env=...)")
     for key, value in (("total_timesteps", args.total_timesteps),
-                       ("stop_return", args.stop_return), ("save_every", args.save_every)):
+                       ("stop_return", args.stop_return), ("save_every", args.save_every),
+                       ("eval_every", args.eval_every), ("eval_episodes", args.eval_episodes),
+                       ("stop_on", args.stop_on)):
         if value is not None or key not in run:
             run[key] = value if value is not None else {
-                "total_timesteps": DEFAULT_TIMESTEPS, "save_every": DEFAULT_SAVE_EVERY}.get(key)
+                "total_timesteps": DEFAULT_TIMESTEPS, "save_every": DEFAULT_SAVE_EVERY,
+                "eval_episodes": DEFAULT_EVAL_EPISODES, "stop_on": "train"}.get(key)
     run["tensorboard"] = bool(run.get("tensorboard", True)) and args.tensorboard
     return agent, run_dir, run
 
@@ -352,7 +375,7 @@ def _check_run_settings(run: Any) -> None:
     """Raise a ValueError unless ``run`` (run.json) holds sane settings."""
     if not isinstance(run, dict):
         raise ValueError("not a JSON object")
-    for key in ("total_timesteps", "save_every"):
+    for key in ("total_timesteps", "save_every", "eval_every", "eval_episodes"):
         value = run.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                   or not 1 <= value <= 2**62):
@@ -361,6 +384,9 @@ def _check_run_settings(run: Any) -> None:
     if stop is not None and (not isinstance(stop, int | float) or isinstance(stop, bool)
                              or stop - stop != 0):
         raise ValueError(f"stop_return must be a finite number, got {str(stop)[:40]}")
+    if run.get("stop_on", "train") not in STOP_ON:
+        raise ValueError(f"stop_on must be one of {', '.join(STOP_ON)}, "
+                         f"got {str(run.get('stop_on'))[:40]}")
 
 
 def _train(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -467,6 +493,9 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         total = int(run["total_timesteps"])
         save_every = int(run["save_every"])
         stop_return = None if run["stop_return"] is None else float(run["stop_return"])
+        evaluation = {"eval_every": run.get("eval_every"),
+                      "eval_episodes": int(run.get("eval_episodes") or DEFAULT_EVAL_EPISODES),
+                      "stop_on": str(run.get("stop_on") or "train")}
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise PgradError(f"{run_dir / RUN_FILE} is malformed ({e!r})") from e
     remaining = total - agent.num_timesteps
@@ -494,7 +523,7 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     try:
         agent.learn(remaining, stop_return=stop_return, run_dir=run_dir,
                     progress_bar=args.progress, tensorboard=run["tensorboard"],
-                    save_every=save_every)
+                    save_every=save_every, **evaluation)
     except Interrupted as e:
         name = signal.Signals(e.signum).name
         print(f"pgrad train: interrupted by {name} at step {e.step}; checkpoint saved to "
@@ -521,8 +550,8 @@ def _train_agent(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         print(f"stop return {stop_return:g} {state}")
     print(f"trained {result.steps} steps in {result.seconds:.1f} s "
           f"({result.steps / max(result.seconds, 1e-9):.0f} steps/s), {result.updates} "
-          f"updates; mean return of the last 100 training episodes"
-          f"{' of each worker' if world.distributed else ''}: {result.return_mean:.1f}")
+          f"updates; training return (mean over a window of ≥ 100 episodes"
+          f"{', all workers' if world.distributed else ''}): {result.return_mean:.1f}")
     if result.updates < MIN_UPDATES and not result.reached_stop_return:
         print(f"note: only {result.updates} update(s): the policy has barely learned; "
               f"give a larger --total-timesteps (or smaller batches)")
