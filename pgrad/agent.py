@@ -171,8 +171,8 @@ class Reinforce:
                     announce: bool = False) -> dict[str, Any]:
         """The keyword arguments of :func:`pgrad.envs.make_vec_env` that make the agent's
         env as configured: packages, episode cap, wrapper and, for its own env
-        (``own_env``), its kwargs. ``whole_episodes``: an env without a time limit gets the default cap
-        (said on stdout with ``announce``, as training does)."""
+        (``own_env``), its kwargs. ``whole_episodes``: an env without a time limit gets
+        the default cap (said on stdout with ``announce``, as training does)."""
         cfg = self.config
         return {"packages": cfg.env_packages, "max_episode_steps": cfg.max_episode_steps,
                 "cap_endless": whole_episodes, "announce": announce, "wrapper": cfg.env_wrapper,
