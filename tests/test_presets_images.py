@@ -107,18 +107,18 @@ def test_atari_episode_cap_counts_agent_steps() -> None:
 @needs_atari
 @pytest.mark.slow
 def test_atari_preset_trains_on_stacked_84x84_frames() -> None:
-    agent = pgrad.Reinforce("ALE/Pong-v5", num_envs=2, n_steps=8)
+    agent = pgrad.Reinforce("ALE/Pong-v5", num_envs=2, n_steps=8, max_episode_steps=20)
     assert agent.config.env_wrapper == "atari"
     assert agent.observation_space == gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     assert isinstance(agent.policy.encoder, ImageEncoder)
     assert agent.policy.encoder.out_shape == (4, 84, 84)
     before = [p.detach().clone() for p in agent.policy.parameters()]
-    agent.learn(total_timesteps=32, tensorboard=False)
-    assert agent.num_timesteps == 32 and agent.num_updates == 2
+    agent.learn(total_timesteps=16, tensorboard=False)
+    assert agent.num_timesteps == 16 and agent.num_updates == 1
     obs = agent.collector.envs.reset(seed=0)[0]  # type: ignore[union-attr]
     assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters(),
                                                      strict=True))
-    result = pgrad.evaluate(agent, episodes=1, num_envs=1)
-    assert result.episodes == 1
+    result = pgrad.evaluate(agent, episodes=2, num_envs=2)  # 20-step episodes
+    assert result.episodes == 2 and list(result.lengths) == [20, 20]
     agent.close()
