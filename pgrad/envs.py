@@ -324,15 +324,18 @@ def wrap_env(env: gym.Env, wrapper: str | None) -> gym.Env:
         raise PgradError(f"env_wrapper must be one of {', '.join(ENV_WRAPPERS)}, got {wrapper!r}")
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    if not hasattr(env.unwrapped, "ale"):
+        raise PgradError(f"env_wrapper 'atari' needs an Atari env of ale_py (e.g. "
+                         f"ALE/Pong-v5), not {name}")
     skip = 4 if getattr(env.unwrapped, "_frameskip", 1) == 1 else 1
     try:
         env = AtariPreprocessing(env, noop_max=30, frame_skip=skip, screen_size=84,
                                  grayscale_obs=True, scale_obs=False)
     except gym.error.DependencyNotInstalled as e:
         raise PgradError("env_wrapper 'atari' needs OpenCV: pip install 'pgrad[atari]'") from e
-    except (AttributeError, ValueError) as e:
-        raise PgradError(f"env_wrapper 'atari' needs an Atari env of ale_py (e.g. ALE/Pong-v5), "
-                         f"it cannot wrap {env.spec.id if env.spec else env}: {e}") from e
+    except ValueError as e:
+        raise PgradError(f"env_wrapper 'atari' cannot wrap {name}: {e}") from e
     return FrameStackObservation(env, 4)
 
 
