@@ -65,7 +65,9 @@ def training_curve(run: Path, points: int = 8) -> list[tuple[int, float]]:
 def run_seed(env_id: str, steps: int, seed: int, episodes: int, extra: list[str],
              runs: Path) -> dict[str, Any]:
     """Train one seed with the CLI, then evaluate it both ways."""
-    out = runs / f"{env_id.replace(':', '_').replace('/', '_')}-s{seed}"
+    variant = "".join(c if c.isalnum() or c in ".-" else "_" for c in "_".join(extra))
+    out = runs / "-".join(filter(None, [env_id.replace(":", "_").replace("/", "_"),
+                                        variant.strip("-_"), f"s{seed}"]))
     command = ["pgrad", "train", env_id, "--total-timesteps", str(steps), "--seed", str(seed),
                "--out", str(out), "--no-progress", "--no-tensorboard", *extra]
     start = time.perf_counter()
