@@ -19,12 +19,13 @@ from typing import Any
 __all__ = ["PRESETS", "PRESET_FAMILIES", "preset"]
 
 # MinAtar (10 × 10 images, the small CNN): whole-episode batches wait on the longest
-# episode of a batch; 32-step segments of 16 envs bootstrapped from V update 30 times as
-# often. Adam at 1e-2 is too large a step for a CNN; the entropy bonus keeps the policy
-# exploring until the first bricks pay.
+# episode of a batch; 32-step segments of 16 envs bootstrapped from V update far more
+# often. Adam at 1e-2 is too large a step for a CNN. With an entropy bonus of 0.01 the
+# policy turned near-deterministic early and stopped improving; at 0.05 it keeps
+# exploring and ends far higher.
 _MINATAR: dict[str, Any] = {
     "env_packages": ("minatar",), "num_envs": 16, "n_steps": 32, "learning_rate": 1e-3,
-    "ent_coef": 0.01,
+    "ent_coef": 0.05,
 }
 
 # Atari through ale_py: the v5 envs made without their own frame skipping, so that
