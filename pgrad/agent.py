@@ -46,6 +46,7 @@ from pgrad.envs import (
     make_vec_env,
     source_from_instance,
     split_env_id,
+    wrap_env,
 )
 from pgrad.errors import PgradError
 from pgrad.losses import LOSS_TERMS, advantages, reinforce_loss
@@ -179,12 +180,12 @@ class Reinforce:
     def env_options(self, own_env: bool = True, whole_episodes: bool = True,
                     announce: bool = False) -> dict[str, Any]:
         """The keyword arguments of :func:`pgrad.envs.make_vec_env` that make the agent's
-        env as configured: packages, episode cap and, for its own env (``own_env``), its
-        kwargs. ``whole_episodes``: an env without a time limit gets the default cap
-        (said on stdout with ``announce``, as training does)."""
+        env as configured: packages, episode cap, wrapper and, for its own env
+        (``own_env``), its kwargs. ``whole_episodes``: an env without a time limit gets
+        the default cap (said on stdout with ``announce``, as training does)."""
         cfg = self.config
         return {"packages": cfg.env_packages, "max_episode_steps": cfg.max_episode_steps,
-                "cap_endless": whole_episodes, "announce": announce,
+                "cap_endless": whole_episodes, "announce": announce, "wrapper": cfg.env_wrapper,
                 **(cfg.env_kwargs if own_env else {})}
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -516,12 +517,14 @@ def _callbacks(callback: CallbackLike | None) -> list[Any]:
 
 def _probe_spaces(env: EnvSource, config: Config) -> tuple[gym.Space, gym.Space]:
     if isinstance(env, str):
-        probe = make_env(env, packages=config.env_packages, **config.env_kwargs)
+        probe = make_env(env, packages=config.env_packages, wrapper=config.env_wrapper,
+                         **config.env_kwargs)
     else:
         probe = env()
         if not isinstance(probe, gym.Env):
             raise PgradError(f"the env callable returned {type(probe).__name__}, "
                              "not a gymnasium.Env")
+        probe = wrap_env(probe, config.env_wrapper)
     try:
         return probe.observation_space, probe.action_space
     finally:

@@ -21,6 +21,7 @@ from pgrad.constants import (
     CHANNEL_ORDERS,
     CNN_ARCHS,
     ENCODERS,
+    ENV_WRAPPERS,
     GRAD_CLIPS,
     LR_SCHEDULES,
     VALUE_NETS,
@@ -250,6 +251,9 @@ class Config:
         "ids), e.g. ale_py or minatar; the id may also name its module: module:EnvId."))
     env_kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
         "Keyword arguments of the env's constructor (gymnasium.make), as JSON values."))
+    env_wrapper: str | None = field(default=None, metadata=_help(
+        "Wrapper put around each env: 'atari' (Gymnasium's AtariPreprocessing and a stack "
+        "of 4 frames: [4, 84, 84] uint8 images; extra [atari]) or None."))
     max_episode_steps: int | None = field(default=None, metadata=_help(
         "Cut episodes at this many steps (Gymnasium's TimeLimit: a truncation, bootstrapped "
         "from V). Unset: the env's own limit; an env with none gets 1000 steps when batches "
@@ -407,6 +411,9 @@ class Config:
         need(not {"max_episode_steps", "render_mode"} & set(self.env_kwargs),
              "give max_episode_steps as its own setting (--max-episode-steps), not in "
              "env_kwargs; render_mode is chosen by pgrad")
+        need(self.env_wrapper is None or self.env_wrapper in ENV_WRAPPERS,
+             f"env_wrapper must be one of {', '.join(ENV_WRAPPERS)} or None, got "
+             f"{self.env_wrapper!r}")
         need(self.n_steps is None or self.baseline,
              "n_steps batches cut episodes and bootstrap them from the value baseline: use "
              "them with baseline=True, or leave n_steps unset for whole-episode batches")

@@ -5,8 +5,8 @@ no gymnasium), so ``pgrad --help`` stays fast."""
 from __future__ import annotations
 
 __all__ = ["ACTION_BOUNDS", "ACTIVATION_NAMES", "CHANNEL_ORDERS", "CNN_ARCHS", "ENCODERS",
-           "GRAD_CLIPS", "LR_SCHEDULES", "STOP_ON", "VALUE_NETS", "VALUE_TARGETS",
-           "VECTORIZATIONS"]
+           "ENV_WRAPPERS", "GRAD_CLIPS", "LR_SCHEDULES", "STOP_ON", "VALUE_NETS",
+           "VALUE_TARGETS", "VECTORIZATIONS"]
 
 VECTORIZATIONS = ("auto", "native", "sync", "async", "envpool")
 """How a vector env is built (``pgrad.envs.make_vec_env``)."""
@@ -31,3 +31,5 @@ VALUE_TARGETS = ("mc", "gae")
 """What the value baseline fits (``pgrad.agent``): Monte-Carlo returns or the λ-returns."""
 STOP_ON = ("train", "eval")
 """Which return ``stop_return`` is compared with (``pgrad.trainer``)."""
+ENV_WRAPPERS = ("atari",)
+"""Wrappers pgrad applies by name (``Config.env_wrapper``; ``pgrad.envs.wrap_env``)."""

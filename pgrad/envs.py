@@ -27,11 +27,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from pgrad.constants import VECTORIZATIONS
+from pgrad.constants import ENV_WRAPPERS, VECTORIZATIONS
 from pgrad.errors import PgradError
 
 __all__ = [
     "DEFAULT_MAX_EPISODE_STEPS",
+    "ENV_WRAPPERS",
     "LINEWALK_ID",
     "VECTORIZATIONS",
     "EnvSource",
@@ -50,6 +51,7 @@ __all__ = [
     "set_rng_states",
     "source_from_instance",
     "split_env_id",
+    "wrap_env",
 ]
 
 LINEWALK_ID = "pgrad/LineWalk-v0"
@@ -307,6 +309,58 @@ def check_spaces(envs: VectorEnv, observation_space: gym.Space, action_space: gy
             f"{action_space})")
 
 
+def wrap_env(env: gym.Env, wrapper: str | None) -> gym.Env:
+    """``env`` in the named wrapper (itself for None).
+
+    ``"atari"``: DQN's Atari preprocessing through Gymnasium, ``AtariPreprocessing`` (up to
+    30 no-op actions after a reset; 4 frames per step, the last two max-pooled; 84 × 84
+    grayscale uint8) then ``FrameStackObservation`` of the last 4 observations: images
+    ``[4, 84, 84]`` uint8. An env that skips frames itself (ALE v5's default
+    ``frameskip=4``) is not skipped again (``frame_skip=1``, no max-pooling); make it with
+    ``frameskip=1``, as the Atari preset does, to have the wrapper skip and pool.
+    """
+    if wrapper is None:
+        return env
+    if wrapper not in ENV_WRAPPERS:
+        raise PgradError(f"env_wrapper must be one of {', '.join(ENV_WRAPPERS)}, got {wrapper!r}")
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    if not hasattr(env.unwrapped, "ale"):
+        raise PgradError(f"env_wrapper 'atari' needs an Atari env of ale_py (e.g. "
+                         f"ALE/Pong-v5), not {name}")
+    skip = 4 if getattr(env.unwrapped, "_frameskip", 1) == 1 else 1
+    try:
+        env = AtariPreprocessing(env, noop_max=30, frame_skip=skip, screen_size=84,
+                                 grayscale_obs=True, scale_obs=False)
+    except gym.error.DependencyNotInstalled as e:
+        raise PgradError("env_wrapper 'atari' needs OpenCV: pip install 'pgrad[atari]'") from e
+    except ValueError as e:
+        raise PgradError(f"env_wrapper 'atari' cannot wrap {name}: {e}") from e
+    return FrameStackObservation(env, 4)
+
+
+def _wrapped(make: Callable[[], gym.Env], wrapper: str | None,
+             cap: int | None) -> Callable[[], gym.Env]:
+    """``make`` with its env in ``wrapper``, then cut at ``cap`` steps (``TimeLimit`` outside
+    the wrapper, so the cap counts the agent's steps, not the frames a wrapper skips)."""
+    if wrapper is None and cap is None:
+        return make
+    return functools.partial(_make_wrapped, make, wrapper, cap)
+
+
+def _make_wrapped(make: Callable[[], gym.Env], wrapper: str | None, cap: int | None) -> gym.Env:
+    env = wrap_env(make(), wrapper)
+    return env if cap is None else gym.wrappers.TimeLimit(env, max_episode_steps=cap)
+
+
+def _vector_wrappers(wrapper: str, cap: int | None) -> list[Callable[[gym.Env], gym.Env]]:
+    """``gymnasium.make_vec``'s ``wrappers``: the named wrapper, then ``TimeLimit(cap)``."""
+    limit = [] if cap is None else [functools.partial(gym.wrappers.TimeLimit,
+                                                      max_episode_steps=cap)]
+    return [functools.partial(wrap_env, wrapper=wrapper), *limit]
+
+
 def _cap_notice(name: str, cap: int) -> None:
     """Say once per process and env that its episodes are capped (on stdout, with pgrad's
     other notices; stderr is for errors)."""
@@ -334,17 +388,6 @@ def _episode_cap(limited: bool, name: str, max_episode_steps: int | None,
     return None
 
 
-def _capped(make: Callable[[], gym.Env], cap: int | None) -> Callable[[], gym.Env]:
-    """``make`` with its env wrapped in ``TimeLimit(cap)`` (``make`` itself when None)."""
-    if cap is None:
-        return make
-    return functools.partial(_make_capped, make, cap)
-
-
-def _make_capped(make: Callable[[], gym.Env], cap: int) -> gym.Env:
-    return gym.wrappers.TimeLimit(make(), max_episode_steps=cap)
-
-
 def _callable_cap(env: Callable[[], gym.Env], max_episode_steps: int | None,
                   cap_endless: bool, announce: bool) -> int | None:
     """:func:`_episode_cap` of a callable's envs (one is made to see if it has a limit)."""
@@ -359,29 +402,39 @@ def _callable_cap(env: Callable[[], gym.Env], max_episode_steps: int | None,
 
 
 def make_env(env_id: str, *, packages: Iterable[str] = (), max_episode_steps: int | None = None,
-             cap_endless: bool = False, announce: bool = True, **kwargs: Any) -> gym.Env:
+             cap_endless: bool = False, announce: bool = True, wrapper: str | None = None,
+             **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with pgrad's errors: unknown ids and missing extras are PgradErrors.
 
-    ``env_id`` may be ``"module:EnvId"``; ``packages`` are imported first. Episodes are cut
-    at ``max_episode_steps`` if given, else (``cap_endless``) at
-    :data:`DEFAULT_MAX_EPISODE_STEPS` when the env has no time limit of its own (said once
-    on stdout, with ``announce``).
+    ``env_id`` may be ``"module:EnvId"``; ``packages`` are imported first. The env is put
+    in the named ``wrapper`` (:func:`wrap_env`). Episodes are cut at ``max_episode_steps``
+    if given, else (``cap_endless``) at :data:`DEFAULT_MAX_EPISODE_STEPS` when the env has
+    no time limit of its own (said once on stdout, with ``announce``).
     """
     name = check_env_id(env_id, packages)
     cap = _episode_cap(gym.spec(name).max_episode_steps is not None, name, max_episode_steps,
                        cap_endless, announce)
-    if cap is not None:
+    if cap is not None and wrapper is None:
         kwargs["max_episode_steps"] = cap
     try:
-        return gym.make(name, **kwargs)
+        env = gym.make(name, **kwargs)
     except (gym.error.Error, ImportError, TypeError) as e:
         raise PgradError(f"cannot make {env_id}: {e}") from e
+    if wrapper is None:
+        return env
+    try:
+        env = wrap_env(env, wrapper)
+    except PgradError:
+        env.close()
+        raise
+    return env if cap is None else gym.wrappers.TimeLimit(env, max_episode_steps=cap)
 
 
 def make_vec_env(
     env: EnvSource, num_envs: int, vectorization: str = "auto", *,
     packages: Iterable[str] = (), max_episode_steps: int | None = None,
-    cap_endless: bool = True, announce: bool = True, **env_kwargs: Any
+    cap_endless: bool = True, announce: bool = True, wrapper: str | None = None,
+    **env_kwargs: Any
 ) -> VectorEnv:
     """N copies of ``env`` as one Gymnasium vector env with next-step autoreset; Dict and
     Tuple observations are flattened to one Box (``FlattenObservation``).
@@ -396,7 +449,8 @@ def make_vec_env(
     ``"module:EnvId"``); ``env_kwargs`` go to ``gymnasium.make_vec``. Episodes are cut
     (truncated) at ``max_episode_steps`` if given; else, with ``cap_endless``, an env with
     no time limit of its own gets :data:`DEFAULT_MAX_EPISODE_STEPS` (said once on stdout,
-    with ``announce``).
+    with ``announce``). Each env is put in the named ``wrapper`` (:func:`wrap_env`; not
+    with ``native`` or ``envpool``), inside the time limit.
     """
     if vectorization not in VECTORIZATIONS:
         raise PgradError(
@@ -407,10 +461,15 @@ def make_vec_env(
     if callable(env):
         if vectorization == "native":
             raise PgradError("vectorization 'native' needs a registered env id, not a callable")
-        make = _capped(env, _callable_cap(env, max_episode_steps, cap_endless, announce))
+        make = _wrapped(env, wrapper, _callable_cap(env, max_episode_steps, cap_endless,
+                                                    announce))
         cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
         vec: VectorEnv = cls([make] * num_envs)
-    elif vectorization == "envpool" or (vectorization == "auto" and _auto_envpool(env, num_envs)):
+    elif vectorization == "envpool" or (vectorization == "auto" and wrapper is None
+                                        and _auto_envpool(env, num_envs)):
+        if wrapper is not None:
+            raise PgradError(f"env_wrapper {wrapper!r} wraps Gymnasium envs, not EnvPool's; "
+                             "use vectorization 'sync' or 'async'")
         from pgrad.envpool import EnvPoolVectorEnv
         check_env_id(env, packages)
         if max_episode_steps is not None:
@@ -419,15 +478,18 @@ def make_vec_env(
     else:
         name = check_env_id(env, packages)
         spec = gym.spec(name)
-        has_native = spec.vector_entry_point is not None
+        has_native = spec.vector_entry_point is not None and wrapper is None
         if vectorization == "native" and not has_native:
-            raise PgradError(f"{env} has no native vectorised implementation; "
-                             f"use vectorization 'sync' or 'async'")
+            raise PgradError(f"{env} has no native vectorised implementation"
+                             f"{' to wrap' if wrapper else ''}; use vectorization 'sync' or "
+                             "'async'")
         mode = {"auto": "vector_entry_point" if has_native else "sync",
                 "native": "vector_entry_point"}.get(vectorization, vectorization)
         cap = _episode_cap(spec.max_episode_steps is not None, name, max_episode_steps,
                            cap_endless, announce)
-        if cap is not None:  # gymnasium.make's TimeLimit, or the native env's own limit
+        if wrapper is not None:  # the wrapper, then the TimeLimit (counting agent steps)
+            env_kwargs["wrappers"] = _vector_wrappers(wrapper, cap)
+        elif cap is not None:  # gymnasium.make's TimeLimit, or the native env's own limit
             env_kwargs["max_episode_steps"] = cap
         try:
             vec = gym.make_vec(name, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
