@@ -27,13 +27,9 @@ to match), mapped with :func:`pgrad.envpool.register_id`.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -43,6 +39,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+from cartpole import machine_info as cartpole_machine_info
 
 import pgrad
 from pgrad import envpool as pgrad_envpool
@@ -87,38 +84,15 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _proc_field(path: str, key: str) -> str:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
-
-
 def machine_info(argv: list[str]) -> dict[str, Any]:
-    """Command, date, machine, versions and load of this run."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip()
-    except OSError:
-        commit = "?"
-    return {
-        "command": "python " + shlex.join(argv),
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "cpu": _proc_field("/proc/cpuinfo", "model name"),
-        "cores": os.cpu_count(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {n: _version(n) for n in (
-            "torch", "gymnasium", "numpy", "envpool", "ale-py", "mujoco", "box2d",
-            "stable_baselines3")},
-        "pgrad": pgrad.__version__,
-        "git": commit,
-        "torch_threads": 1,
-        "load_avg_start": os.getloadavg(),
-    }
+    """Command, date, machine, load (benchmarks/cartpole.py's), and the versions of every
+    backend measured here."""
+    info = cartpole_machine_info(argv)
+    info["versions"] = {n: _version(n) for n in (
+        "torch", "gymnasium", "numpy", "envpool", "ale-py", "mujoco", "box2d",
+        "stable_baselines3")}
+    info["torch_threads"] = 1
+    return info
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
