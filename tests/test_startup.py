@@ -99,7 +99,10 @@ def test_sigint_during_start_up_is_one_line_and_exit_130(tmp_path) -> None:
     """Ctrl-C while torch is still being imported: no KeyboardInterrupt traceback."""
     proc = subprocess.Popen([sys.executable, "-m", "pgrad", "train", "pgrad/LineWalk-v0",
                              "--out", str(tmp_path / "run"), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a test runner's worker may ignore SIGINT,
+                            # and an ignored disposition is inherited
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(0.4)  # arguments parsed (0.15 s), torch importing (seconds)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
