@@ -287,14 +287,11 @@ class Reinforce:
             grad_norm = _clip_gradients(policy_group["params"], cfg.max_grad_norm)
             vf_norm = _clip_gradients(value_group["params"], cfg.vf_max_grad_norm)
             self._vf_grad_norm = float(vf_norm)
-            flags = guard.nonfinite_flags(loss if num_samples else None,
-                                          torch.stack([grad_norm, vf_norm]).norm())
+            total_norm = torch.stack([grad_norm, vf_norm]).norm()
         else:
-            grad_norm = _clip_gradients(params, cfg.max_grad_norm)
-            flags = None
+            grad_norm = total_norm = _clip_gradients(params, cfg.max_grad_norm)
         # A rank without samples has a mean over nothing as its loss: only its gradient counts.
-        if flags is None:
-            flags = guard.nonfinite_flags(loss if num_samples else None, grad_norm)
+        flags = guard.nonfinite_flags(loss if num_samples else None, total_norm)
         verdict = guard.judge_update(self.world.sum(flags), self.config.on_nonfinite)
         if verdict == guard.STEP:
             self.optimizer.step()
