@@ -160,11 +160,9 @@ def machine_info(argv: list[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- (a)
-def throughput(num_envs: int, steps: int, seed: int = 0) -> dict[str, Any]:
-    """Learn ``steps`` env steps with ``num_envs`` envs, one episode per env per batch."""
-    seed_all(seed)
-    agent = pgrad.Reinforce(ENV_ID, seed=seed, num_envs=num_envs, batch_episodes=num_envs)
-    collector = agent.make_collector()        # built outside the timing
+def count_env_steps(collector: Any) -> Callable[[], int]:
+    """Count every env step ``collector`` takes from now on (learned-from or idle: each row
+    of each batch); returns a function giving the count so far."""
     stepped = 0
     collect = collector.collect
 
@@ -175,6 +173,15 @@ def throughput(num_envs: int, steps: int, seed: int = 0) -> dict[str, Any]:
         return batch
 
     setattr(collector, "collect", counting_collect)  # noqa: B010  (instance override)
+    return lambda: stepped
+
+
+def throughput(num_envs: int, steps: int, seed: int = 0) -> dict[str, Any]:
+    """Learn ``steps`` env steps with ``num_envs`` envs, one episode per env per batch."""
+    seed_all(seed)
+    agent = pgrad.Reinforce(ENV_ID, seed=seed, num_envs=num_envs, batch_episodes=num_envs)
+    collector = agent.make_collector()        # built outside the timing
+    stepped = count_env_steps(collector)
     agent.learn(steps)
     agent.close()
     r = agent.last_result
@@ -182,7 +189,7 @@ def throughput(num_envs: int, steps: int, seed: int = 0) -> dict[str, Any]:
     check(r.steps >= steps and r.seconds > 0, f"num_envs={num_envs}: ran {r.steps} steps")
     return {"num_envs": num_envs, "steps": r.steps, "seconds": r.seconds,
             "steps_per_s": r.steps / r.seconds, "updates": r.updates,
-            "valid_share": r.steps / stepped, "return_mean": r.return_mean}
+            "valid_share": r.steps / stepped(), "return_mean": r.return_mean}
 
 
 # ---------------------------------------------------------------------------- (b), (c)

@@ -39,6 +39,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+from cartpole import count_env_steps
 from cartpole import machine_info as cartpole_machine_info
 
 import pgrad
@@ -123,22 +124,14 @@ def pgrad_cell(env_id: str, backend: str, num_envs: int, seconds: float) -> dict
     per_learn = n_steps * num_envs
     agent.learn(per_learn, tensorboard=False)  # first batch (warm-up), outside the timing
     build_s = time.perf_counter() - start
-    stepped = 0
-    collect = collector.collect
-
-    def counting_collect() -> Any:
-        nonlocal stepped
-        batch = collect()
-        stepped += batch.valid.numel()
-        return batch
-
-    setattr(collector, "collect", counting_collect)  # noqa: B010  (instance override)
+    count = count_env_steps(collector)
     cpu, start = cpu_seconds(collector.envs), time.perf_counter()
     while time.perf_counter() - start < seconds:
         agent.learn(per_learn, tensorboard=False)
     elapsed = time.perf_counter() - start
     cpu = cpu_seconds(collector.envs) - cpu
     agent.close()
+    stepped = count()
     return {"env_steps": stepped, "seconds": elapsed, "steps_per_s": stepped / elapsed,
             "cpu_us_per_step": 1e6 * cpu / stepped, "build_s": build_s, "n_steps": n_steps}
 
