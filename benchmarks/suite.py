@@ -43,6 +43,8 @@ import numpy as np
 from cartpole import _n, _table, machine_info, seed_all
 
 import pgrad
+from pgrad.presets import preset
+from pgrad.tools.compare import parse_overrides
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "suite"
@@ -108,6 +110,8 @@ class Job:
     path: Path
     row_command: str
     jobs: int
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``--set`` settings over the row's own (pgrad rows only)."""
 
 
 def threshold(env_id: str, row: str) -> float:
@@ -128,52 +132,66 @@ def run_path(out: Path, env_id: str, row: str, seed: int) -> Path:
 
 
 # ---------------------------------------------------------------------------- pgrad rows
-def pgrad_agent(row: str, env_id: str, seed: int) -> pgrad.Reinforce:
-    """The agent of a pgrad row (see the module docstring)."""
-    if row == "preset":
-        return pgrad.Reinforce(env_id, seed=seed)
-    if row == "defaults":
-        return pgrad.Reinforce(env_id, config=pgrad.Config(env_id=env_id, seed=seed))
+def row_config(row: str, env_id: str, seed: int,
+               overrides: dict[str, Any] | None = None) -> pgrad.Config:
+    """The resolved Config of a pgrad row (see the module docstring), ``overrides`` (``--set``)
+    applied on top of the row's settings; the ``mc`` row then forces whole episodes, λ = 1."""
+    if row not in ("preset", "defaults", "mc"):
+        raise ValueError(f"not a pgrad row: {row}")
+    settings = {} if row == "defaults" else preset(env_id)
+    settings.update(overrides or {})
     if row == "mc":
-        fields = {f.name for f in dataclasses.fields(pgrad.Config)}
-        extra: dict[str, Any] = {"n_steps": None}
-        if "gae_lambda" in fields:
-            extra["gae_lambda"] = 1.0
-        return pgrad.Reinforce(env_id, seed=seed, **extra)
-    raise ValueError(f"not a pgrad row: {row}")
+        settings.update(n_steps=None, gae_lambda=1.0)
+    return pgrad.Config(**{**settings, "env_id": env_id, "seed": seed})
+
+
+def pgrad_agent(row: str, env_id: str, seed: int,
+                overrides: dict[str, Any] | None = None) -> pgrad.Reinforce:
+    """The agent of a pgrad row: ``pgrad.Reinforce(env_id, seed=seed)`` is the preset row."""
+    return pgrad.Reinforce(env_id, config=row_config(row, env_id, seed, overrides))
+
+
+def settings_key(config: pgrad.Config) -> Any:
+    """A Config's settings as a run's JSON stores them (tuples as lists)."""
+    return json.loads(json.dumps(config.to_dict(), default=str))
 
 
 def run_pgrad(row: str, env_id: str, seed: int, budget: int, eval_every: int,
-              eval_episodes: int, load_samples: list[float]) -> dict[str, Any]:
-    """Train in chunks of ``eval_every`` steps, evaluating after each (time excluded)."""
+              eval_episodes: int, load_samples: list[float],
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train for the budget in one ``learn`` call (a linear learning-rate schedule decays
+    over the whole budget), evaluating from a callback after the first update past each
+    ``eval_every`` mark; evaluation time is excluded from the training time."""
     seed_all(seed)
-    agent = pgrad_agent(row, env_id, seed)
+    agent = pgrad_agent(row, env_id, seed, overrides)
     eval_seed = seed + EVAL_SEED_OFFSET
     curve: list[dict[str, float]] = []
     eval_seconds = 0.0
+    mark = eval_every
 
-    def record(mark: int) -> None:
+    def record(label: int) -> None:
         nonlocal eval_seconds
         t0 = time.perf_counter()
         ev = pgrad.evaluate(agent, episodes=eval_episodes, seed=eval_seed, num_envs=EVAL_ENVS)
         eval_seconds += time.perf_counter() - t0
-        curve.append({"mark": mark, "step": agent.num_timesteps, "mean": ev.mean,
+        curve.append({"mark": label, "step": agent.num_timesteps, "mean": ev.mean,
                       "std": ev.std})
         load_samples.append(os.getloadavg()[0])
 
-    record(0)
-    train_seconds = 0.0
-    mark = eval_every
-    while agent.num_timesteps < budget:
-        target = min(mark, budget)
-        t0 = time.perf_counter()
-        agent.learn(target - agent.num_timesteps, tensorboard=False)
-        train_seconds += time.perf_counter() - t0
-        if agent.num_timesteps >= mark or agent.num_timesteps >= budget:
-            # A chunk may overshoot several marks (whole-episode batches): label the
+    def evaluate_at_marks(agent_: pgrad.Reinforce, metrics: dict[str, float]) -> None:
+        nonlocal mark
+        steps = agent_.num_timesteps
+        if steps >= mark or steps >= budget:
+            # An update may pass several marks (whole-episode batches): label the
             # evaluation with the last mark passed.
-            record(min(agent.num_timesteps // eval_every * eval_every, budget))
-            mark = (agent.num_timesteps // eval_every + 1) * eval_every
+            record(min(steps // eval_every * eval_every, budget))
+            mark = (steps // eval_every + 1) * eval_every
+
+    record(0)
+    eval_before = eval_seconds
+    t0 = time.perf_counter()
+    agent.learn(budget, tensorboard=False, callback=evaluate_at_marks)
+    train_seconds = time.perf_counter() - t0 - (eval_seconds - eval_before)
     final = pgrad.evaluate(agent, episodes=FINAL_EPISODES, seed=eval_seed, num_envs=EVAL_ENVS)
     settings = agent.config.to_dict()
     agent.close()
@@ -194,7 +212,8 @@ def execute(job: Job) -> dict[str, Any]:
                               "budget": job.budget, "eval_every": job.eval_every,
                               "eval_episodes": job.eval_episodes,
                               "final_episodes": FINAL_EPISODES, "jobs": job.jobs,
-                              "row_command": job.row_command, "info": info}
+                              "row_command": job.row_command, "overrides": job.overrides,
+                              "info": info}
     start = time.perf_counter()
     try:
         if job.row in ("a2c", "ppo"):
@@ -205,7 +224,7 @@ def execute(job: Job) -> dict[str, Any]:
                              job.seed + EVAL_SEED_OFFSET, EVAL_ENVS, load_samples)
         else:
             result = run_pgrad(job.row, job.env_id, job.seed, job.budget, job.eval_every,
-                               job.eval_episodes, load_samples)
+                               job.eval_episodes, load_samples, job.overrides)
         record.update(result)
         finals = np.asarray(result["final_returns"], dtype=float)
         record["final_mean"] = float(finals.mean())
@@ -370,17 +389,13 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
     for row, rs in by_row.items():
         command = max(rs, key=lambda r: r["seed"])["row_command"]  # covers every seed run
         lines.append(f"- {ROW_LABELS[row]}: `{command}` — {_row_api(row, env_id, rs[0])}")
-    preset_settings = {r["seed"]: r.get("settings") for r in by_row.get("preset", [])}
-    same = [row for row in ("defaults", "mc") if row in by_row and all(
-        r.get("settings") == preset_settings.get(r["seed"], 0) for r in by_row[row])]
-    if "defaults" in same:
-        lines += ["", "The environment's preset is empty: the defaults row resolves to the "
-                  "same Config as the preset row, so its runs repeat the preset's, seed for "
-                  "seed (timings aside)."]
-    if "mc" in same:
-        lines += ["", "The Monte-Carlo row resolves to the same Config as the preset row "
-                  "here (the preset already batches whole episodes and the Config has no "
-                  "`gae_lambda`), so its runs repeat the preset's, seed for seed."]
+    for row, rs in by_row.items():
+        reused = [r for r in rs if r.get("reused_from")]
+        if reused:
+            sources = sorted({r["reused_from"].split("-seed")[0] for r in reused})
+            lines += ["", f"{ROW_LABELS[row]}: {len(reused)} of its {len(rs)} runs resolve to "
+                      f"the same Config (seed, budget and evaluations) as runs already made "
+                      f"({', '.join(sources)}), so they are reused, not rerun."]
     lines += ["", f"![{env_id} learning curves]({png.relative_to(out.parent)})", ""]
     crashed = [r for r in runs if "error" in r]
     for r in crashed:
@@ -477,7 +492,62 @@ def _row_command(env_id: str, row: str, seeds: int, args: argparse.Namespace,
         parts += ["--eval-every", str(eval_every)]
     if args.eval_episodes != 20:
         parts += ["--eval-episodes", str(args.eval_episodes)]
+    if args.overrides and row in ("preset", "defaults", "mc"):
+        parts += ["--set", args.overrides]
+    if args.out.resolve() != DEFAULT_OUT:
+        parts += ["--out", str(args.out)]
     return shlex.join(parts)
+
+
+def find_same_run(job: Job, dirs: list[Path]) -> tuple[Path, dict[str, Any]] | None:
+    """A finished run in ``dirs`` of the same env, seed, budget and evaluation schedule
+    whose resolved Config equals the job's (pgrad rows only): rerunning it would repeat it.
+    Settings a run's JSON lacks (fields added to the Config since) take their defaults, as
+    when pgrad loads an older run."""
+    if job.row not in ("preset", "defaults", "mc"):
+        return None
+    want = row_config(job.row, job.env_id, job.seed, job.overrides)
+    for directory in dirs:
+        for path in sorted(run_path(directory, job.env_id, "x", 0).parent.glob("*.json")):
+            if path == job.path:
+                continue
+            try:
+                run = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if ("error" not in run and run.get("reused_from") is None
+                    and run.get("row") in ("preset", "defaults", "mc")
+                    and _config_of(run) == want
+                    and (run.get("seed"), run.get("budget"), run.get("eval_every"),
+                         run.get("eval_episodes")) == (job.seed, job.budget, job.eval_every,
+                                                       job.eval_episodes)):
+                return path, run
+    return None
+
+
+def _config_of(run: dict[str, Any]) -> pgrad.Config | None:
+    try:
+        return pgrad.Config.from_dict(run.get("settings") or {})
+    except (pgrad.PgradError, TypeError, ValueError):
+        return None
+
+
+def reuse(job: Job, source: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """Write ``run`` as the job's result, saying where it came from."""
+    record = {**run, "row": job.row, "row_command": job.row_command,
+              "overrides": job.overrides, "reused_from": os.path.relpath(source, job.path.parent)}
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    job.path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    return record
+
+
+def _same_plan(job: Job, other: Job) -> bool:
+    pgrad_rows = ("preset", "defaults", "mc")
+    return (job.row in pgrad_rows and other.row in pgrad_rows
+            and (job.env_id, job.seed, job.budget, job.eval_every, job.eval_episodes)
+            == (other.env_id, other.seed, other.budget, other.eval_every, other.eval_episodes)
+            and row_config(job.row, job.env_id, job.seed, job.overrides)
+            == row_config(other.row, other.env_id, other.seed, other.overrides))
 
 
 def default_eval_every(budget: int) -> int:
@@ -503,6 +573,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory of the JSON files; the report is DIR.md")
     parser.add_argument("--report-only", action="store_true",
                         help="only regenerate the report from the JSON files")
+    parser.add_argument("--set", dest="overrides", default="", metavar="K=V,...",
+                        help="Config settings over every pgrad row's own (a variant: needs "
+                             "--out, so that it never mixes with the suite's rows)")
+    parser.add_argument("--reuse-from", type=Path, action="append", default=[], metavar="DIR",
+                        help="also reuse finished runs of identical settings from DIR "
+                             "(repeatable; --out is always searched)")
     args = parser.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     bad = [r for r in rows if r not in ROWS] + [e for e in args.env_ids if e not in ENVS]
@@ -518,10 +594,18 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not 1 <= args.jobs <= 2:
         problems.append(f"--jobs must be 1 or 2 on this 2-core machine, got {args.jobs}")
+    try:
+        overrides = parse_overrides(args.overrides)
+    except pgrad.PgradError as exc:
+        problems.append(f"--set: {exc}")
+        overrides = {}
+    if overrides and args.out.resolve() == DEFAULT_OUT:
+        problems.append("--set makes a variant: give it its own --out DIR")
     if problems:
         parser.error("; ".join(problems))
     out: Path = args.out.resolve()
     jobs: list[Job] = []
+    deferred: list[Job] = []  # the same settings as a planned job: reused once it has run
     if not args.report_only:
         for env_id in args.env_ids:
             budget = args.budget or ENVS[env_id].budget
@@ -532,8 +616,18 @@ def main(argv: list[str] | None = None) -> int:
                     path = run_path(out, env_id, row, seed)
                     if path.exists() and not args.force:
                         continue
-                    jobs.append(Job(env_id, row, seed, budget, eval_every,
-                                    args.eval_episodes, path, command, args.jobs))
+                    job = Job(env_id, row, seed, budget, eval_every, args.eval_episodes,
+                              path, command, args.jobs,
+                              overrides if row in ("preset", "defaults", "mc") else {})
+                    same = None if args.force else find_same_run(job, [out, *args.reuse_from])
+                    if same is not None:
+                        reuse(job, *same)
+                        print(f"{env_id} {row} seed {seed}: same settings as {same[0]}, "
+                              "reused", flush=True)
+                    elif any(_same_plan(job, other) for other in jobs):
+                        deferred.append(job)
+                    else:
+                        jobs.append(job)
     print(f"{len(jobs)} runs to do ({args.jobs} at a time); results in {out}", flush=True)
     failed = 0
     if jobs:
@@ -558,6 +652,16 @@ def main(argv: list[str] | None = None) -> int:
                           f"{rec['steps']:,} steps, {rec['train_seconds']:.1f} s train "
                           f"({rec['steps_per_s']:,.0f} steps/s), "
                           f"{rec['eval_seconds']:.1f} s eval", flush=True)
+    for job in deferred:
+        same = find_same_run(job, [out])
+        if same is None:
+            failed += 1
+            print(f"{job.env_id} {job.row} seed {job.seed}: the run it repeats failed",
+                  flush=True)
+        else:
+            reuse(job, *same)
+            print(f"{job.env_id} {job.row} seed {job.seed}: same settings as {same[0]}, "
+                  "reused", flush=True)
     if any(out.glob("*/*.json")):
         md = write_report(out)
         print(f"report: {md}")

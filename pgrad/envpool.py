@@ -163,6 +163,9 @@ class EnvPoolVectorEnv(VectorEnv):
     def _make_pool(self, seed: int | None) -> Any:
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**31 - self.num_envs))
+        if not 0 <= int(seed) < 2**31:
+            raise PgradError(f"vectorization 'envpool' takes seeds in [0, 2**31), got {seed}: "
+                             "give a smaller seed")
         try:
             with warnings.catch_warnings():  # EnvPool's float64 Box bounds (spaces cached)
                 warnings.simplefilter("ignore", UserWarning)

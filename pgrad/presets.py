@@ -39,6 +39,13 @@ _ATARI: dict[str, Any] = {
     "ent_coef": 0.01,
 }
 
+# MuJoCo locomotion: observations of very different scales and rewards in the hundreds, so
+# normalised observations and rewards scaled by the returns' running std; 16 whole episodes
+# of up to 1000 steps per batch.
+_LOCOMOTION: dict[str, Any] = {
+    "num_envs": 16, "batch_episodes": 16, "normalize_obs": True, "scale_rewards": True,
+    "grad_clip": "joint",
+}
 # Presets measured before the default became separate policy / value clipping keep the
 # joint clip they were measured with (grad_clip="joint"), until the suite measures them again.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -53,10 +60,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Episodes of up to 1000 steps: 16 per batch give 4× the updates of 64 for the same
     # steps.
     "InvertedPendulum-v5": {"num_envs": 16, "batch_episodes": 16, "grad_clip": "joint"},
-    # Observations of very different scales and rewards in the hundreds: normalised
-    # observations and rewards scaled by the returns' running std.
-    "HalfCheetah-v5": {"num_envs": 16, "batch_episodes": 16, "normalize_obs": True,
-                       "scale_rewards": True, "grad_clip": "joint"},
+    "HalfCheetah-v5": _LOCOMOTION,
+    # The other MuJoCo locomotion tasks the suite measures take HalfCheetah's settings as
+    # they are (not tuned on their own).
+    "Hopper-v5": _LOCOMOTION,
+    "Walker2d-v5": _LOCOMOTION,
     # Only a fitted baseline (10 value steps per batch) on normalised observations and scaled
     # rewards learns these at all; Adam at CartPole's 1e-2 reaches the target and falls back,
     # at 3e-3 it holds.

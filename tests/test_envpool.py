@@ -121,6 +121,9 @@ def test_seeding_follows_gymnasium_convention() -> None:
         pe.EnvPoolVectorEnv("CartPole-v1", 2).reset(seed=[])
     listed, _ = pe.EnvPoolVectorEnv("CartPole-v1", 2).reset(seed=[5, 6])  # Gymnasium's form
     np.testing.assert_array_equal(listed, first)
+    for seed in (2**31, -1):  # EnvPool itself asserts on int32 overflow
+        with pytest.raises(PgradError, match=r"seeds in \[0, 2\*\*31\)"):
+            pe.EnvPoolVectorEnv("CartPole-v1", 2).reset(seed=seed)
 
 
 @needs_envpool

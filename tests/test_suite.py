@@ -108,3 +108,68 @@ def test_one_pgrad_run_writes_its_json_and_is_then_skipped(
     assert "0 runs to do" in capsys.readouterr().out
     assert path.stat().st_mtime_ns == before
     assert "| pgrad, defaults (no preset) | 1 |" in out.with_suffix(".md").read_text()
+
+
+def test_row_configs_resolve_as_the_agent_does() -> None:
+    import pgrad
+
+    preset = suite.row_config("preset", "Pendulum-v1", 3)
+    assert preset == pgrad.Reinforce("Pendulum-v1", seed=3).config
+    assert suite.row_config("defaults", "Pendulum-v1", 3) == pgrad.Config(env_id="Pendulum-v1",
+                                                                          seed=3)
+    mc = suite.row_config("mc", "Pendulum-v1", 3, {"gae_lambda": 0.9, "n_steps": 8})
+    assert (mc.gae_lambda, mc.n_steps, mc.learning_rate) == (1.0, None, preset.learning_rate)
+    tuned = suite.row_config("preset", "Pendulum-v1", 3, {"gae_lambda": 0.9})
+    assert tuned.gae_lambda == 0.9 and tuned.value_steps == preset.value_steps
+
+
+def test_a_variant_needs_its_own_out_and_valid_settings(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        suite.main(["Pendulum-v1", "--set", "gae_lambda=0.9"])
+    assert "give it its own --out DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        suite.main(["Pendulum-v1", "--set", "no_such=1", "--out", "x"])
+    assert "--set: bad setting 'no_such=1'" in capsys.readouterr().err
+
+
+def test_runs_of_identical_settings_are_reused_not_rerun(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "suite"
+    ran: list[tuple[str, int]] = []
+
+    def fake_execute(job: suite.Job) -> dict:
+        ran.append((job.row, job.seed))
+        _fake_run(out, job.row, job.seed, 500.0)
+        record = json.loads(job.path.read_text())
+        record.update(budget=job.budget, eval_every=job.eval_every,
+                      eval_episodes=job.eval_episodes,
+                      settings=suite.settings_key(suite.row_config(job.row, job.env_id,
+                                                                   job.seed)))
+        job.path.write_text(json.dumps(record))
+        return record
+
+    class Pool:  # runs jobs in this process, in order
+        def __init__(self, *args: object, **kwargs: object) -> None: ...
+        def __enter__(self) -> Pool: return self
+        def __exit__(self, *exc: object) -> None: ...
+        def submit(self, fn, job):  # type: ignore[no-untyped-def]
+            import concurrent.futures as cf
+            future: cf.Future = cf.Future()
+            future.set_result(fn(job))
+            return future
+
+    monkeypatch.setattr(suite, "execute", fake_execute)
+    monkeypatch.setattr(suite.cf, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(suite, "write_report", lambda out: out.with_suffix(".md"))
+    args = ["CartPole-v1", "--seeds", "2", "--budget", "1000", "--eval-every", "500",
+            "--eval-episodes", "5", "--out", str(out)]
+    # CartPole's preset is empty and batches whole episodes: the three pgrad rows are one.
+    assert suite.main([*args, "--rows", "preset,defaults,mc"]) == 0
+    assert ran == [("preset", 0), ("preset", 1)]
+    for row in ("defaults", "mc"):
+        copy = json.loads(suite.run_path(out, "CartPole-v1", row, 1).read_text())
+        assert copy["reused_from"] == "preset-seed1.json" and copy["row"] == row
+    assert suite.main([*args, "--rows", "defaults", "--force"]) == 0
+    assert ran[2:] == [("defaults", 0), ("defaults", 1)]
