@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+import pgrad
 from pgrad.envs import LINEWALK_ID
 from pgrad.errors import PgradError
 from pgrad.tools import compare, plot
@@ -126,6 +127,22 @@ def test_steps_to_threshold_count_only_full_windows_of_episodes(tmp_path) -> Non
     assert row.reached == 1 and row.steps_to_threshold_median == np.inf
     (row,) = plot.summarize({"x": [lucky, lucky]}, threshold=0.8)
     assert row.steps_to_threshold_median == 30.0 and row.final_mean == pytest.approx(0.9)
+    # Runs that log rollout/window_full (the trainer's own verdict) are read by it, not by
+    # the 100-episode rule: a window of whole batches may fill at 128 episodes.
+    late = run([1.0, 0.2, 0.9, 0.9], [1, 50, 100, 150])
+    late.columns["rollout/window_full"] = np.array([0.0, 0.0, 0.0, 1.0])
+    (row,) = plot.summarize({"x": [late]}, threshold=0.8)
+    assert row.steps_to_threshold_median == 40.0
+
+
+def test_the_trainer_logs_whether_the_window_is_full(tmp_path) -> None:
+    agent = pgrad.Reinforce(LINEWALK_ID, seed=0, num_envs=8, batch_episodes=64)
+    agent.learn(8_000, run_dir=tmp_path / "run", progress_bar=False, tensorboard=False)
+    (run,) = plot.load_runs([tmp_path / "run"])
+    full = run.columns["rollout/window_full"]
+    episodes = run.columns["rollout/episodes"]
+    assert full[0] == 0.0 and full[-1] == 1.0  # 64-episode batches: full from the 2nd on
+    np.testing.assert_array_equal(full == 1.0, episodes >= 128)
 
 
 # ---------------------------------------------------------------- one configuration, one dir

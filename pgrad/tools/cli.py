@@ -649,11 +649,11 @@ def _threshold(args: argparse.Namespace, env_id: str | None) -> float | None:
         return args.threshold  # the env's reward_threshold is a threshold of returns
     import gymnasium as gym
 
-    from pgrad.envs import register_envs
+    from pgrad.envs import register_envs, split_env_id
 
     register_envs()
-    try:
-        return gym.spec(env_id).reward_threshold
+    try:  # a module:EnvId id is registered by its module, which plotting does not import
+        return gym.spec(split_env_id(env_id)[1]).reward_threshold
     except gym.error.Error:
         return None
 

@@ -207,12 +207,17 @@ def summarize(groups: dict[str, list[Run]], metric: str = RETURN_KEY,
 
 
 def _full_window(run: Run, metric: str) -> np.ndarray:
-    """For the training return: rows where it averages a full window of 100 episodes
-    (as ``--stop-return`` requires); a mean of the first few episodes is mostly luck."""
+    """For the training return: rows where it averages a full window of episodes (as
+    ``--stop-return`` requires): ``rollout/window_full``, or, in runs logged before it
+    existed, at least 100 episodes; a mean of the first few episodes is mostly luck."""
     keep = ~np.isnan(run.columns[metric])
-    if metric != RETURN_KEY or "rollout/episodes" not in run.columns:
+    if metric != RETURN_KEY:
         return np.ones(int(keep.sum()), dtype=bool)
-    return run.columns["rollout/episodes"][keep] >= STATS_WINDOW
+    if "rollout/window_full" in run.columns:
+        return run.columns["rollout/window_full"][keep] == 1.0
+    if "rollout/episodes" in run.columns:
+        return run.columns["rollout/episodes"][keep] >= STATS_WINDOW
+    return np.ones(int(keep.sum()), dtype=bool)
 
 
 def write_summary(rows: list[Summary], out: Path, metric: str = RETURN_KEY) -> str:
