@@ -205,22 +205,23 @@ class Reinforce:
         reward_scale = self._update_reward_scale(data)
         targets = _targets(self.policy, data, cfg.gamma, reward_scale,
                            cfg.discount_policy_gradient, cfg.gae_lambda, cfg.value_target)
-        # loss: one forward pass over the valid steps
-        log_probs, entropy, values = self.policy.evaluate_actions(data.obs, data.actions)
-        losses = self._loss(log_probs, entropy, values, targets)
+        # loss and its gradient: forward → loss → backward over the valid steps, chunk by
+        # chunk on the CPU (the gradient is the whole batch's)
+        self.optimizer.zero_grad(set_to_none=True)
+        forward = self._loss_backward(data, targets)
         due = cfg.diagnostics_every > 0 and self.num_updates % cfg.diagnostics_every == 0
-        diagnostics = _gradient_diagnostics(self.policy, data, targets, values,
+        diagnostics = _gradient_diagnostics(self.policy, data, targets, forward.values,
                                             cfg.normalize_advantages, due)
-        # gradient step: backward → all-reduce → clip → the guard's verdict → Adam
-        grad_norm, stepped = self._gradient_step(losses["loss"], data.count)
+        # gradient step: all-reduce → clip → the guard's verdict → Adam
+        grad_norm, stepped = self._gradient_step(forward.losses["loss"], data.count)
         # after the step: value fit, KL (before the normaliser moves), normaliser
-        if stepped and values is not None:
+        if stepped and forward.values is not None:
             self._fit_value(data.obs, targets.returns, cfg.value_steps - 1)
-        kl = self._kl_since(log_probs, data) if due else float("nan")
+        kl = self._kl_since(forward.log_probs, data) if due else float("nan")
         self._update_obs_rms(data)
         return self._optimizer_metrics(
-            _metrics(losses, grad_norm, reward_scale,
-                     _explained_variance(values, targets.returns), kl, diagnostics),
+            _metrics(forward.losses, grad_norm, reward_scale,
+                     _explained_variance(forward.values, targets.returns), kl, diagnostics),
             self._vf_grad_norm, float(self.optimizer.param_groups[0]["lr"]))
 
     def _optimizer_metrics(self, metrics: dict[str, float], vf_grad_norm: float,
@@ -259,27 +260,88 @@ class Reinforce:
         self.world.update_running_stats(self.return_rms, returns[data.valid])
         return float(self.return_rms.std)
 
+    def _loss_backward(self, data: _Transitions, targets: _Targets) -> _Forward:
+        """The loss of the ``B`` valid steps and its gradient (accumulated in ``.grad``),
+        in chunks of at most ``update_chunk(device)`` steps (:func:`_chunks`).
+
+        Every loss term is a mean over the batch, so with ``n_c`` steps in chunk c,
+        L = Σ_c (n_c / B) · L_c, L_c the terms' mean over chunk c: the accumulated gradient
+        is the one-pass gradient, up to float rounding. One chunk is the one-pass update.
+
+        Normalised advantages need the whole batch's V(s) first, and their mean and std
+        (all ranks'). A separate value network gets them from its own pass, the value loss's
+        forward and backward, so that nothing is computed twice; a shared one from a pass
+        without gradient. Each chunk's loss then takes its slice of the advantages.
+        """
+        policy, cfg = self.policy, self.config
+        chunks = _chunks(data.count, update_chunk(self.device))
+        normalized = fitted = None  # fitted: V(s) [B] of a value pass that took its gradient
+        if len(chunks) > 1 and cfg.normalize_advantages:
+            if policy.value_backbone is not None:
+                values = fitted = self._value_backward(data.obs, targets.returns, chunks)
+            else:
+                values = _values(policy, data.obs) if policy.has_baseline else None
+            normalized = self.world.normalize(advantages(targets.policy_returns, values))
+        parts, log_probs, values_parts = [], [], []
+        for chunk in chunks:
+            if fitted is not None:  # π alone; V(s) is the value pass's, detached
+                dist = policy.distribution(data.obs[chunk])
+                log_probs_c, entropy_c = dist.log_prob(data.actions[chunk]), dist.entropy()
+                values_c = fitted[chunk]
+            else:
+                log_probs_c, entropy_c, values_c = policy.evaluate_actions(
+                    data.obs[chunk], data.actions[chunk])
+            losses = self._loss(log_probs_c, entropy_c, values_c, targets.chunk(chunk),
+                                None if normalized is None else normalized[chunk])
+            share = 1.0 if len(chunks) == 1 else (chunk.stop - chunk.start) / data.count
+            (losses["loss"] * share).backward()
+            parts.append({k: v.detach() * share for k, v in losses.items()})
+            log_probs.append(log_probs_c.detach())
+            if values_c is not None:
+                values_parts.append(values_c.detach())
+        return _Forward(
+            losses={k: sum((part[k] for part in parts[1:]), parts[0][k]) for k in parts[0]},
+            log_probs=torch.cat(log_probs),
+            values=torch.cat(values_parts) if values_parts else None)
+
+    def _value_backward(self, obs: torch.Tensor, returns: torch.Tensor,
+                        chunks: list[slice]) -> torch.Tensor:
+        """Forward and backward of vf_coef · L_V, L_V = mean[(V(s) − Ĝ)²] over the valid
+        steps (``obs``: ``[B, *obs_shape]``, ``returns`` Ĝ: ``[B]``), chunk by chunk as in
+        :meth:`_loss_backward`; the gradient accumulates in ``.grad``. Returns V(s) ``[B]``,
+        detached."""
+        values = []
+        for chunk in chunks:
+            share = 1.0 if len(chunks) == 1 else (chunk.stop - chunk.start) / returns.numel()
+            values_c = self.policy.value(obs[chunk])
+            loss = self.config.vf_coef * (values_c - returns[chunk]).pow(2).mean()
+            (loss * share).backward()
+            values.append(values_c.detach())
+        return torch.cat(values)
+
     def _loss(self, log_probs: torch.Tensor, entropy: torch.Tensor,
-              values: torch.Tensor | None, targets: _Targets) -> dict[str, torch.Tensor]:
-        """The REINFORCE loss terms (pgrad.losses) of the ``[B]`` valid steps; advantages
-        normalised over all ranks' steps."""
+              values: torch.Tensor | None, targets: _Targets,
+              normalized: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The REINFORCE loss terms (pgrad.losses) of ``[B]`` valid steps; advantages
+        normalised over all ranks' steps, or given already normalised (``normalized``:
+        ``[B]``, a chunk's slice of the whole batch's)."""
         cfg = self.config
+        normalizer = (self.world.normalize if normalized is None
+                      else lambda _advantages: normalized)
         return reinforce_loss(
             log_probs, targets.policy_returns, values, entropy, value_targets=targets.returns,
             vf_coef=cfg.vf_coef,
             ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
-            policy_weights=targets.weights, normalizer=self.world.normalize)
+            policy_weights=targets.weights, normalizer=normalizer)
 
     def _gradient_step(self, loss: torch.Tensor, num_samples: int) -> tuple[float, bool]:
-        """backward → average over ranks → clip ‖∇‖ → the guard's verdict (the same on
-        every rank) → Adam step. Returns the gradient norm (before clipping; the policy's
-        alone with ``grad_clip='separate'``, the value's then in ``_vf_grad_norm``) and
-        whether the step was taken; raises :class:`pgrad.guard.Diverged` on a ``stop``
-        verdict."""
+        """The loss's gradient (in ``.grad``) → average over ranks → clip ‖∇‖ → the guard's
+        verdict (the same on every rank) → Adam step. Returns the gradient norm (before
+        clipping; the policy's alone with ``grad_clip='separate'``, the value's then in
+        ``_vf_grad_norm``) and whether the step was taken; raises
+        :class:`pgrad.guard.Diverged` on a ``stop`` verdict."""
         cfg = self.config
         params = list(self.policy.parameters())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         # Data-parallel: the sample-weighted mean of all workers' gradients (no-op alone).
         self.world.average_gradients(params, num_samples=num_samples)
         if self._separate_clip:  # each group on its own: the value cannot scale the policy
@@ -318,10 +380,10 @@ class Reinforce:
 
         ``obs``: ``[B, *obs_shape]``, ``returns``: ``[B]``, the valid steps' targets."""
         policy, cfg = self.policy, self.config
+        chunks = _chunks(returns.numel(), update_chunk(self.device))
         for _ in range(steps):
-            loss = cfg.vf_coef * (policy.value(obs) - returns).pow(2).mean()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self._value_backward(obs, returns, chunks)
             self.world.average_gradients(policy.parameters(), num_samples=returns.numel())
             # All ranks hold the same averaged gradient, so they stop (or step) together.
             if self._separate_clip:
@@ -341,7 +403,9 @@ class Reinforce:
         """KL(π_old ‖ π_new) on the batch's valid steps: how far this update moved the
         policy. Measured before the observation statistics take in the batch."""
         with torch.no_grad():
-            new_log_probs = self.policy.distribution(data.obs).log_prob(data.actions)
+            new_log_probs = torch.cat([
+                self.policy.distribution(data.obs[chunk]).log_prob(data.actions[chunk])
+                for chunk in _chunks(data.count, update_chunk(self.device))])
         return approx_kl(old_log_probs.detach(), new_log_probs)
 
     def _update_obs_rms(self, data: _Transitions) -> None:
@@ -586,6 +650,54 @@ class _Targets:
     weights: torch.Tensor | None
     """``[B]`` γ^t on each step's policy term (``discount_policy_gradient``), or None."""
 
+    def chunk(self, chunk: slice) -> _Targets:
+        """The targets of the valid steps ``chunk`` (a slice of ``[B]``)."""
+        return _Targets(self.returns[chunk], self.policy_returns[chunk],
+                        None if self.weights is None else self.weights[chunk])
+
+
+@dataclass(frozen=True)
+class _Forward:
+    """What the update's forward and backward pass over the ``B`` valid steps gives the
+    rest of the update."""
+
+    losses: dict[str, torch.Tensor]
+    """The loss terms (pgrad.losses.LOSS_TERMS), means over the ``B`` steps, detached."""
+    log_probs: torch.Tensor
+    """``[B]`` log π(a|s) before the step, detached."""
+    values: torch.Tensor | None
+    """``[B]`` V(s) before the step, detached; None without a baseline."""
+
+
+UPDATE_CHUNK = 4096
+"""Valid steps per forward and backward pass of an update on the CPU. A larger batch is
+processed in chunks of this many and their gradients accumulated (the same gradient:
+:meth:`Reinforce._loss_backward`), because a pass whose activations stay in the CPU's caches
+costs less per step than one pass over the whole batch (docs/performance.md). On other
+devices, one pass: a GPU is fastest on large batches."""
+
+
+def update_chunk(device: torch.device) -> int | None:
+    """The most valid steps one forward and backward pass of an update takes on
+    ``device``: :data:`UPDATE_CHUNK` on the CPU, None (no limit) elsewhere."""
+    return UPDATE_CHUNK if device.type == "cpu" else None
+
+
+def _chunks(count: int, size: int | None) -> list[slice]:
+    """``[0, count)`` cut into consecutive slices of at most ``size`` (None: one slice);
+    an empty batch is one empty slice, so every rank computes (and all-reduces) its loss."""
+    if size is None or count <= size:
+        return [slice(0, count)]
+    return [slice(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def _values(policy: Policy, obs: torch.Tensor) -> torch.Tensor:
+    """``[B]``: V(s) of the observations ``[B, *obs_shape]``, without gradient, in chunks
+    of at most ``update_chunk`` steps."""
+    with torch.no_grad():
+        return torch.cat([policy.value(obs[chunk])
+                          for chunk in _chunks(obs.shape[0], update_chunk(obs.device))])
+
 
 def _targets(policy: Policy, data: _Transitions, gamma: float, reward_scale: float,
              discount_policy_gradient: bool, gae_lambda: float = 1.0,
@@ -616,8 +728,7 @@ def _all_next_values(policy: Policy, data: _Transitions,
     goes on, s_{t+1} is the observation of the next row's valid step; at cuts it is
     ``cut_values`` (:func:`_next_values`)."""
     values = torch.zeros_like(data.rewards)
-    with torch.no_grad():
-        values[data.valid] = policy.value(data.obs)
+    values[data.valid] = _values(policy, data.obs)
     following = torch.zeros_like(values)
     following[:-1] = values[1:]
     cut = (data.truncated | _last_row(data.valid)) & ~data.terminated & data.valid
