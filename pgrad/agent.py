@@ -133,7 +133,9 @@ class Reinforce:
         self.world = distributed.world()
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + self.world.seed_offset)
-        self.optimizer = torch.optim.Adam(_param_groups(self.policy, config))
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._optimizer_state: dict[str, Any] | None = None
+        """A checkpoint's Adam state, loaded when the optimizer is built."""
         self._lr_horizon: int | None = None
         """The step at which a linear schedule reaches 0: the current learn call's target."""
         self._vf_grad_norm = float("nan")
@@ -150,6 +152,18 @@ class Reinforce:
         self.last_result: TrainResult | None = None
 
     # ------------------------------------------------------------------ training
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the policy's parameter groups (:func:`_param_groups`), built on first
+        use with a loaded checkpoint's state: prediction never builds it (constructing a
+        torch optimizer imports ``torch._dynamo``, a large share of start-up)."""
+        if self._optimizer is None:
+            optimizer = torch.optim.Adam(_param_groups(self.policy, self.config))
+            if self._optimizer_state is not None:
+                optimizer.load_state_dict(self._optimizer_state)
+            self._optimizer, self._optimizer_state = optimizer, None
+        return self._optimizer
+
     def make_collector(self) -> Collector:
         """The vector env and rollout collector, built on first use and then kept."""
         if self.collector is None:
@@ -446,6 +460,7 @@ class Reinforce:
                                       seed=(self.config.seed + EVAL_SEED_OFFSET) % 2**31)
             callback = [evaluation, *_callbacks(callback)]
         self._lr_horizon = self.num_timesteps + total_timesteps
+        _ = self.optimizer  # built now, not on the training clock
         try:
             self.last_result = train(self, total_timesteps, stop_return=stop_return,
                                      run_dir=run_dir, progress_bar=progress_bar,
@@ -528,7 +543,8 @@ class Reinforce:
         agent.policy.load_state_dict(state.policy, strict=True)
         if state.return_rms:
             agent.return_rms.load_state_dict(state.return_rms, strict=True)
-        agent.optimizer.load_state_dict(state.optimizer)
+        _check_optimizer_groups(state.optimizer, _param_groups(agent.policy, config))
+        agent._optimizer_state = state.optimizer  # loaded when training needs the optimizer
         agent.num_timesteps, agent.num_updates = state.num_timesteps, state.num_updates
         agent.skipped_updates = state.skipped_updates
         agent.resume_state = state.rollout
@@ -745,6 +761,17 @@ def _renumbered(optim: dict[str, Any], optimizer: torch.optim.Optimizer,
     return {"state": {order[k]: entry for k, entry in optim["state"].items()},
             "param_groups": [{**group, "params": [order[k] for k in group["params"]]}
                              for group in optim["param_groups"]]}
+
+
+def _check_optimizer_groups(optim: dict[str, Any], groups: list[dict[str, Any]]) -> None:
+    """Raise ValueError unless the saved optimizer state ``optim`` has as many parameter
+    groups as ``groups``, of the same sizes: what ``Optimizer.load_state_dict`` checks,
+    checked when the checkpoint is loaded rather than when the optimizer is built."""
+    saved = [len(group["params"]) for group in optim["param_groups"]]
+    wanted = [len(group["params"]) for group in groups]
+    if saved != wanted:
+        raise ValueError(f"the saved optimizer has parameter groups of {saved} parameters, "
+                         f"this agent's of {wanted}")
 
 
 def _param_groups(policy: Policy, config: Config) -> list[dict[str, Any]]:
