@@ -52,6 +52,7 @@ from pgrad.errors import PgradError
 from pgrad.losses import LOSS_TERMS, advantages, reinforce_loss
 from pgrad.normalization import RunningMeanStd
 from pgrad.observations import observation_batch
+from pgrad.optim import Adam
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
 from pgrad.returns import discounted_returns, lambda_returns
@@ -133,7 +134,7 @@ class Reinforce:
         self.world = distributed.world()
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + self.world.seed_offset)
-        self._optimizer: torch.optim.Optimizer | None = None
+        self._optimizer: Adam | None = None
         self._optimizer_state: dict[str, Any] | None = None
         """A checkpoint's Adam state, loaded when the optimizer is built."""
         self._lr_horizon: int | None = None
@@ -153,12 +154,12 @@ class Reinforce:
 
     # ------------------------------------------------------------------ training
     @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        """Adam over the policy's parameter groups (:func:`_param_groups`), built on first
-        use with a loaded checkpoint's state: prediction never builds it (constructing a
-        torch optimizer imports ``torch._dynamo``, a large share of start-up)."""
+    def optimizer(self) -> Adam:
+        """Adam over the policy's parameter groups (:func:`_param_groups`;
+        :class:`pgrad.optim.Adam`, torch's Adam without importing ``torch._dynamo``), built
+        on first use with a loaded checkpoint's state: prediction never builds it."""
         if self._optimizer is None:
-            optimizer = torch.optim.Adam(_param_groups(self.policy, self.config))
+            optimizer = Adam(_param_groups(self.policy, self.config))
             if self._optimizer_state is not None:
                 optimizer.load_state_dict(self._optimizer_state)
             self._optimizer, self._optimizer_state = optimizer, None
@@ -751,7 +752,7 @@ def _all_next_values(policy: Policy, data: _Transitions,
     return torch.where(cut, cut_values, following)
 
 
-def _renumbered(optim: dict[str, Any], optimizer: torch.optim.Optimizer,
+def _renumbered(optim: dict[str, Any], optimizer: Adam,
                 policy: Policy) -> dict[str, Any]:
     """Adam's ``state_dict`` with each parameter numbered by its place in
     ``policy.parameters()`` (torch numbers them group by group), as a checkpoint expects.
