@@ -1,6 +1,7 @@
-"""The agent builds its optimizer on first use: loading and predicting never construct a torch
-optimizer (whose constructor imports ``torch._dynamo``); a loaded checkpoint's optimizer
-state is still checked at load and applied when training needs it."""
+"""The agent builds its optimizer on first use: loading and predicting never build one; a
+loaded checkpoint's optimizer state is still checked at load and applied when training needs
+it. Neither prediction nor training imports ``torch._dynamo`` (which any ``torch.optim``
+optimizer and ``torch.func`` import: a large share of start-up)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ agent.predict(agent.observation_space.sample())
 print("torch._dynamo" in sys.modules)
 """
 
+TRAIN_PROBE = """
+import sys
+import pgrad
+agent = pgrad.Reinforce("CartPole-v1", seed=0, num_envs=4, batch_episodes=4,
+                        diagnostics_every=1)
+agent.learn(300, tensorboard=False)
+assert agent.num_updates >= 2
+print("torch._dynamo" in sys.modules)
+"""
+
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -39,6 +50,12 @@ def test_load_and_predict_build_no_optimizer(saved: Path) -> None:
 def test_load_and_predict_do_not_import_dynamo(saved: Path) -> None:
     out = subprocess.run([sys.executable, "-c", PROBE, str(saved)], capture_output=True,
                          text=True, timeout=60, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_training_with_diagnostics_does_not_import_dynamo() -> None:
+    out = subprocess.run([sys.executable, "-c", TRAIN_PROBE], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
     assert out.strip() == "False"
 
 
