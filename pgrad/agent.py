@@ -272,7 +272,7 @@ class Reinforce:
             return 1.0
         returns = discounted_returns(data.rewards, cfg.gamma, terminated=data.terminated,
                                      truncated=data.truncated)
-        self.world.update_running_stats(self.return_rms, returns[data.valid])
+        self.world.update_running_stats(self.return_rms, data.take(returns))
         return float(self.return_rms.std)
 
     def _loss_backward(self, data: _Transitions, targets: _Targets) -> _Forward:
@@ -306,6 +306,8 @@ class Reinforce:
             else:
                 log_probs_c, entropy_c, values_c = policy.evaluate_actions(
                     data.obs[chunk], data.actions[chunk])
+            if cfg.ent_coef == 0:  # the entropy is then a metric: no backward through it
+                entropy_c = entropy_c.detach()
             losses = self._loss(log_probs_c, entropy_c, values_c, targets.chunk(chunk),
                                 None if normalized is None else normalized[chunk])
             share = 1.0 if len(chunks) == 1 else (chunk.stop - chunk.start) / data.count
@@ -614,7 +616,8 @@ class _Transitions:
     """One batch on the agent's device, its ``B`` valid steps gathered once.
 
     ``[T, N]`` tensors keep the batch's layout (returns run along time); ``[B]`` tensors
-    are the valid steps in time-major order (the order of ``x[valid]``).
+    are the valid steps in time-major order (the order of ``x[valid]``, which
+    :meth:`take` gives without searching the mask again).
     """
 
     all_obs: torch.Tensor
@@ -635,6 +638,17 @@ class _Transitions:
     """``[B, *action_shape]``."""
     count: int
     """B, this rank's number of valid steps."""
+    index: torch.Tensor
+    """``[B]`` the valid steps' positions in ``valid.reshape(-1)``."""
+
+    def take(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[valid]`` of a ``[T, N, ...]`` tensor: its valid steps, ``[B, ...]``."""
+        return _take(x, self.index)
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The rows ``index`` of ``x`` ``[T, N, ...]`` with its first two axes flattened."""
+    return x.reshape(-1, *x.shape[2:])[index]
 
 
 def _gather(batch: Batch, device: torch.device, bootstrap_truncated: bool) -> _Transitions:
@@ -647,11 +661,12 @@ def _gather(batch: Batch, device: torch.device, bootstrap_truncated: bool) -> _T
     if not bootstrap_truncated:
         terminated = terminated | truncated
     steps = None if batch.episode_steps is None else batch.episode_steps.to(device)
+    index = valid.reshape(-1).nonzero().squeeze(1)  # the mask searched once
     return _Transitions(
         all_obs=all_obs, valid=valid, rewards=batch.rewards.to(device),
         terminated=terminated, truncated=truncated, episode_steps=steps,
-        obs=all_obs[:-1][valid], actions=batch.actions.to(device)[valid],
-        count=int(valid.sum()))
+        obs=_take(all_obs[:-1], index), actions=_take(batch.actions.to(device), index),
+        count=index.numel(), index=index)
 
 
 @dataclass(frozen=True)
@@ -724,18 +739,18 @@ def _targets(policy: Policy, data: _Transitions, gamma: float, reward_scale: flo
     weights. Reads the policy, changes nothing."""
     next_values = _next_values(policy, data) if policy.has_baseline else None
     rewards = data.rewards / reward_scale
-    returns = discounted_returns(rewards, gamma, terminated=data.terminated,
-                                 truncated=data.truncated, next_values=next_values)[data.valid]
+    returns = data.take(discounted_returns(rewards, gamma, terminated=data.terminated,
+                                           truncated=data.truncated, next_values=next_values))
     policy_returns = returns
     if next_values is not None and (gae_lambda < 1.0 or value_target == "gae"):
-        policy_returns = lambda_returns(
+        policy_returns = data.take(lambda_returns(
             rewards, _all_next_values(policy, data, next_values), gamma, gae_lambda,
-            terminated=data.terminated, truncated=data.truncated)[data.valid]
+            terminated=data.terminated, truncated=data.truncated))
         if value_target == "gae":
             returns = policy_returns
     weights = None
     if discount_policy_gradient:  # γ^t, t the step's index within its episode
-        weights = gamma ** _episode_steps(data).to(torch.float32)[data.valid]
+        weights = gamma ** data.take(_episode_steps(data).to(torch.float32))
     return _Targets(returns, policy_returns, weights)
 
 
@@ -745,7 +760,7 @@ def _all_next_values(policy: Policy, data: _Transitions,
     goes on, s_{t+1} is the observation of the next row's valid step; at cuts it is
     ``cut_values`` (:func:`_next_values`)."""
     values = torch.zeros_like(data.rewards)
-    values[data.valid] = _values(policy, data.obs)
+    values.view(-1)[data.index] = _values(policy, data.obs)
     following = torch.zeros_like(values)
     following[:-1] = values[1:]
     cut = (data.truncated | _last_row(data.valid)) & ~data.terminated & data.valid
