@@ -2,8 +2,9 @@
 
     batch → valid steps gathered once
           → targets: returns G_t (scaled; bootstrapped at cuts when there is a baseline)
-          → log π(a|s), V(s) in one forward pass over the valid steps → loss (pgrad.losses)
-          → backward → all-reduce → clip ‖∇‖ (jointly, or policy and value apart)
+          → log π(a|s), V(s) → loss (pgrad.losses) → backward, over the valid steps in
+            chunks of UPDATE_CHUNK on the CPU (the gradients add up to the whole batch's)
+          → all-reduce → clip ‖∇‖ (jointly, or policy and value apart)
           → the guard's verdict → Adam step (learning rates from the schedule)
           → value fit, normaliser update → metrics
 
