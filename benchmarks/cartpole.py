@@ -349,6 +349,7 @@ def profile(steps: int, top: int = 12) -> dict[str, Any]:
                         lambda f: _is(f, "pgrad/diagnostics.py", "per_episode_gradients"))
     bwd_s = _cum_under(stats, in_update, lambda f: _is(f, "torch/_tensor.py", "backward"))
     opt_s = _cum_under(stats, in_update, lambda f: _is(f, "torch/optim/")
+                       or _is(f, "pgrad/optim.py", "step")
                        or _is(f, "torch/nn/utils/clip_grad.py"))
     rows = [
         (ENV, "vector CartPole step (called by the collector)", env_s),
@@ -526,14 +527,19 @@ def render(res: dict[str, Any]) -> str:
                 f"value net {lim['value_net']!r}, {lim['parameters']:,} parameters). "
                 f"env: native vector CartPole step at {lim['num_envs']} envs; act: "
                 f"`policy.to_env(policy.sample(obs))` under inference_mode at batch "
-                f"{lim['num_envs']}; update: evaluate_actions + reinforce_loss + backward + "
-                f"clip_grad_norm_ + Adam step at {lim['update_batch']:,} samples. "
+                f"{lim['num_envs']}; update: pgrad's own update code at "
+                f"{lim['update_batch']:,} samples (`Reinforce._loss_backward`: forward, "
+                f"reinforce_loss, backward, in chunks of {lim['update_chunk']:,} samples as in "
+                "training; `Reinforce._gradient_step`: clipping, the guard, Adam), without "
+                "the rest of an update (gathering the batch, returns, diagnostics). "
                 f"*pgrad*: valid (learned-from) steps per second of `learn` at "
                 f"{lim['num_envs']} envs, {lim['pgrad_steps']:,} steps, timed right after "
                 f"the ceiling in each of {lim['repeats']} rounds (so that both see the same "
                 "load); medians of the rounds. *CPU*: the same on this process's CPU clock "
                 "(`time.process_time`), which other processes on the cores inflate far "
-                "less than the wall clock.", "",
+                "less than the wall clock. The ceiling charges one env step and one action "
+                "per sample; pgrad's whole-episode batches learn from only the valid share "
+                "of its env steps (table a).", "",
                 _table(["clock", "env µs", "act µs", "update µs", "total µs",
                         "ceiling samples/s", f"pgrad at {lim['num_envs']} envs",
                         "fraction of ceiling"],

@@ -5,9 +5,11 @@ Each piece of a training step is timed alone, in microseconds per sample:
 * **env**: one step of Gymnasium's native vector CartPole-v1 (random actions);
 * **act**: pgrad's own policy choosing actions, ``policy.to_env(policy.sample(obs))`` under
   ``torch.inference_mode()``, at a batch of ``num_envs`` observations;
-* **update**: one update as ``Reinforce.update`` does it on a batch of samples:
-  ``policy.evaluate_actions`` → ``pgrad.reinforce_loss`` → backward →
-  ``clip_grad_norm_`` → Adam step.
+* **update**: one update as ``Reinforce.update`` does it on a batch of samples, with
+  pgrad's own code: ``Reinforce._loss_backward`` (forward → ``pgrad.reinforce_loss`` →
+  backward, in chunks of ``pgrad.agent.update_chunk`` samples as in training) →
+  ``Reinforce._gradient_step`` (clipping, the divergence guard, Adam). What the ceiling
+  leaves out is the rest of an update: gathering the batch, returns, diagnostics.
 
 The policy is ``pgrad.make_policy(obs_space, act_space, **config.policy_kwargs)``, so the
 default network (and the separate value network of the default baseline) is what is timed.
@@ -32,6 +34,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -39,6 +42,7 @@ import numpy as np
 import torch
 
 import pgrad
+from pgrad.agent import _Targets, update_chunk
 
 ENV_ID = "CartPole-v1"
 
@@ -126,28 +130,26 @@ def policy_act_cost(policy: pgrad.Policy, batch: int, iters: int, warmup: int = 
     return _result(per_call, batch, batch=batch, iters=iters, threads=torch.get_num_threads())
 
 
-def policy_update_cost(policy: pgrad.Policy, config: pgrad.Config, batch: int, iters: int,
-                       warmup: int = 3, repeats: int = 5) -> dict[str, Any]:
-    """Time one update's forward, loss, backward, clipping and Adam step, µs per sample."""
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+def policy_update_cost(agent: pgrad.Reinforce, batch: int, iters: int, warmup: int = 3,
+                       repeats: int = 5) -> dict[str, Any]:
+    """Time one update's forward, loss, backward, clipping and Adam step of ``agent`` on
+    ``batch`` random samples (pgrad's own code, chunked as in training), µs per sample."""
     gen = torch.Generator().manual_seed(0)
+    policy = agent.policy
     obs = 0.05 * torch.randn(batch, policy.obs_dim, generator=gen)
-    actions = torch.randint(0, 2, (batch,), generator=gen)
+    data = SimpleNamespace(obs=obs, actions=torch.randint(0, 2, (batch,), generator=gen),
+                           count=batch)
     returns = 50 * torch.rand(batch, generator=gen)
+    targets = _Targets(returns=returns, policy_returns=returns, weights=None)
 
     def step() -> None:
-        log_probs, entropy, values = policy.evaluate_actions(obs, actions)
-        losses = pgrad.reinforce_loss(
-            log_probs, returns, values, entropy, vf_coef=config.vf_coef,
-            ent_coef=config.ent_coef, normalize_advantages=config.normalize_advantages)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        if config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-        optimizer.step()
+        agent.optimizer.zero_grad(set_to_none=True)
+        forward = agent._loss_backward(data, targets)  # type: ignore[arg-type]
+        agent._gradient_step(forward.losses["loss"], batch)
 
     per_call = _time_per_call_both(step, iters, warmup, repeats)
-    return _result(per_call, batch, batch=batch, iters=iters, threads=torch.get_num_threads())
+    return _result(per_call, batch, batch=batch, iters=iters, threads=torch.get_num_threads(),
+                   chunk=update_chunk(torch.device("cpu")))
 
 
 def _iters_for(batch: int, samples: int, lo: int, hi: int) -> int:
@@ -165,10 +167,11 @@ def limit(num_envs: int, update_batch: int, config: pgrad.Config | None = None,
     config = config or pgrad.Config()
     with torch_threads(threads) as used:
         env = env_step_cost(num_envs, _iters_for(num_envs, int(scale * 300_000), 200, 5_000))
-        policy = make_default_policy(config)
+        agent = pgrad.Reinforce(ENV_ID, config=config)
+        policy = agent.policy
         act = policy_act_cost(policy, num_envs,
                               _iters_for(num_envs, int(scale * 200_000), 50, 2_000))
-        update = policy_update_cost(policy, config, update_batch,
+        update = policy_update_cost(agent, update_batch,
                                     _iters_for(update_batch, int(scale * 500_000), 5, 200))
     total_us = env["us_per_sample"] + act["us_per_sample"] + update["us_per_sample"]
     cpu_us = {f"cpu_{k}_us": r["cpu_us_per_sample"]
@@ -177,6 +180,7 @@ def limit(num_envs: int, update_batch: int, config: pgrad.Config | None = None,
     return {
         "num_envs": num_envs,
         "update_batch": update_batch,
+        "update_chunk": update["chunk"],
         "threads": used,
         "hidden_sizes": list(config.hidden_sizes),
         "value_net": config.value_net if config.baseline else None,

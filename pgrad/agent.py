@@ -2,8 +2,9 @@
 
     batch → valid steps gathered once
           → targets: returns G_t (scaled; bootstrapped at cuts when there is a baseline)
-          → log π(a|s), V(s) in one forward pass over the valid steps → loss (pgrad.losses)
-          → backward → all-reduce → clip ‖∇‖ (jointly, or policy and value apart)
+          → log π(a|s), V(s) → loss (pgrad.losses) → backward, over the valid steps in
+            chunks of UPDATE_CHUNK on the CPU (the gradients add up to the whole batch's)
+          → all-reduce → clip ‖∇‖ (jointly, or policy and value apart)
           → the guard's verdict → Adam step (learning rates from the schedule)
           → value fit, normaliser update → metrics
 
@@ -52,6 +53,7 @@ from pgrad.errors import PgradError
 from pgrad.losses import LOSS_TERMS, advantages, reinforce_loss
 from pgrad.normalization import RunningMeanStd
 from pgrad.observations import observation_batch
+from pgrad.optim import Adam
 from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
 from pgrad.returns import discounted_returns, lambda_returns
@@ -133,7 +135,9 @@ class Reinforce:
         self.world = distributed.world()
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + self.world.seed_offset)
-        self.optimizer = torch.optim.Adam(_param_groups(self.policy, config))
+        self._optimizer: Adam | None = None
+        self._optimizer_state: dict[str, Any] | None = None
+        """A checkpoint's Adam state, loaded when the optimizer is built."""
         self._lr_horizon: int | None = None
         """The step at which a linear schedule reaches 0: the current learn call's target."""
         self._vf_grad_norm = float("nan")
@@ -150,6 +154,18 @@ class Reinforce:
         self.last_result: TrainResult | None = None
 
     # ------------------------------------------------------------------ training
+    @property
+    def optimizer(self) -> Adam:
+        """Adam over the policy's parameter groups (:func:`_param_groups`;
+        :class:`pgrad.optim.Adam`, torch's Adam without importing ``torch._dynamo``), built
+        on first use with a loaded checkpoint's state: prediction never builds it."""
+        if self._optimizer is None:
+            optimizer = Adam(_param_groups(self.policy, self.config))
+            if self._optimizer_state is not None:
+                optimizer.load_state_dict(self._optimizer_state)
+            self._optimizer, self._optimizer_state = optimizer, None
+        return self._optimizer
+
     def make_collector(self) -> Collector:
         """The vector env and rollout collector, built on first use and then kept."""
         if self.collector is None:
@@ -205,22 +221,23 @@ class Reinforce:
         reward_scale = self._update_reward_scale(data)
         targets = _targets(self.policy, data, cfg.gamma, reward_scale,
                            cfg.discount_policy_gradient, cfg.gae_lambda, cfg.value_target)
-        # loss: one forward pass over the valid steps
-        log_probs, entropy, values = self.policy.evaluate_actions(data.obs, data.actions)
-        losses = self._loss(log_probs, entropy, values, targets)
+        # loss and its gradient: forward → loss → backward over the valid steps, chunk by
+        # chunk on the CPU (the gradient is the whole batch's)
+        self.optimizer.zero_grad(set_to_none=True)
+        forward = self._loss_backward(data, targets)
         due = cfg.diagnostics_every > 0 and self.num_updates % cfg.diagnostics_every == 0
-        diagnostics = _gradient_diagnostics(self.policy, data, targets, values,
+        diagnostics = _gradient_diagnostics(self.policy, data, targets, forward.values,
                                             cfg.normalize_advantages, due)
-        # gradient step: backward → all-reduce → clip → the guard's verdict → Adam
-        grad_norm, stepped = self._gradient_step(losses["loss"], data.count)
+        # gradient step: all-reduce → clip → the guard's verdict → Adam
+        grad_norm, stepped = self._gradient_step(forward.losses["loss"], data.count)
         # after the step: value fit, KL (before the normaliser moves), normaliser
-        if stepped and values is not None:
+        if stepped and forward.values is not None:
             self._fit_value(data.obs, targets.returns, cfg.value_steps - 1)
-        kl = self._kl_since(log_probs, data) if due else float("nan")
+        kl = self._kl_since(forward.log_probs, data) if due else float("nan")
         self._update_obs_rms(data)
         return self._optimizer_metrics(
-            _metrics(losses, grad_norm, reward_scale,
-                     _explained_variance(values, targets.returns), kl, diagnostics),
+            _metrics(forward.losses, grad_norm, reward_scale,
+                     _explained_variance(forward.values, targets.returns), kl, diagnostics),
             self._vf_grad_norm, float(self.optimizer.param_groups[0]["lr"]))
 
     def _optimizer_metrics(self, metrics: dict[str, float], vf_grad_norm: float,
@@ -256,30 +273,93 @@ class Reinforce:
             return 1.0
         returns = discounted_returns(data.rewards, cfg.gamma, terminated=data.terminated,
                                      truncated=data.truncated)
-        self.world.update_running_stats(self.return_rms, returns[data.valid])
+        self.world.update_running_stats(self.return_rms, data.take(returns))
         return float(self.return_rms.std)
 
+    def _loss_backward(self, data: _Transitions, targets: _Targets) -> _Forward:
+        """The loss of the ``B`` valid steps and its gradient (accumulated in ``.grad``),
+        in chunks of at most ``update_chunk(device)`` steps (:func:`_chunks`).
+
+        Every loss term is a mean over the batch, so with ``n_c`` steps in chunk c,
+        L = Σ_c (n_c / B) · L_c, L_c the terms' mean over chunk c: the accumulated gradient
+        is the one-pass gradient, up to float rounding. One chunk is the one-pass update.
+
+        Normalised advantages need the whole batch's V(s) first, and their mean and std
+        (all ranks'). A separate value network gets them from its own pass, the value loss's
+        forward and backward, so that nothing is computed twice; a shared one from a pass
+        without gradient. Each chunk's loss then takes its slice of the advantages.
+        """
+        policy, cfg = self.policy, self.config
+        chunks = _chunks(data.count, update_chunk(self.device))
+        normalized = fitted = None  # fitted: V(s) [B] of a value pass that took its gradient
+        if len(chunks) > 1 and cfg.normalize_advantages:
+            if policy.value_backbone is not None:
+                values = fitted = self._value_backward(data.obs, targets.returns, chunks)
+            else:
+                values = _values(policy, data.obs) if policy.has_baseline else None
+            normalized = self.world.normalize(advantages(targets.policy_returns, values))
+        parts, log_probs, values_parts = [], [], []
+        for chunk in chunks:
+            if fitted is not None:  # π alone; V(s) is the value pass's, detached
+                dist = policy.distribution(data.obs[chunk])
+                log_probs_c, entropy_c = dist.log_prob(data.actions[chunk]), dist.entropy()
+                values_c = fitted[chunk]
+            else:
+                log_probs_c, entropy_c, values_c = policy.evaluate_actions(
+                    data.obs[chunk], data.actions[chunk])
+            if cfg.ent_coef == 0:  # the entropy is then a metric: no backward through it
+                entropy_c = entropy_c.detach()
+            losses = self._loss(log_probs_c, entropy_c, values_c, targets.chunk(chunk),
+                                None if normalized is None else normalized[chunk])
+            share = 1.0 if len(chunks) == 1 else (chunk.stop - chunk.start) / data.count
+            (losses["loss"] * share).backward()
+            parts.append({k: v.detach() * share for k, v in losses.items()})
+            log_probs.append(log_probs_c.detach())
+            if values_c is not None:
+                values_parts.append(values_c.detach())
+        return _Forward(
+            losses={k: sum((part[k] for part in parts[1:]), parts[0][k]) for k in parts[0]},
+            log_probs=torch.cat(log_probs),
+            values=torch.cat(values_parts) if values_parts else None)
+
+    def _value_backward(self, obs: torch.Tensor, returns: torch.Tensor,
+                        chunks: list[slice]) -> torch.Tensor:
+        """Forward and backward of vf_coef · L_V, L_V = mean[(V(s) − Ĝ)²] over the valid
+        steps (``obs``: ``[B, *obs_shape]``, ``returns`` Ĝ: ``[B]``), chunk by chunk as in
+        :meth:`_loss_backward`; the gradient accumulates in ``.grad``. Returns V(s) ``[B]``,
+        detached."""
+        values = []
+        for chunk in chunks:
+            share = 1.0 if len(chunks) == 1 else (chunk.stop - chunk.start) / returns.numel()
+            values_c = self.policy.value(obs[chunk])
+            loss = self.config.vf_coef * (values_c - returns[chunk]).pow(2).mean()
+            (loss * share).backward()
+            values.append(values_c.detach())
+        return torch.cat(values)
+
     def _loss(self, log_probs: torch.Tensor, entropy: torch.Tensor,
-              values: torch.Tensor | None, targets: _Targets) -> dict[str, torch.Tensor]:
-        """The REINFORCE loss terms (pgrad.losses) of the ``[B]`` valid steps; advantages
-        normalised over all ranks' steps."""
+              values: torch.Tensor | None, targets: _Targets,
+              normalized: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The REINFORCE loss terms (pgrad.losses) of ``[B]`` valid steps; advantages
+        normalised over all ranks' steps, or given already normalised (``normalized``:
+        ``[B]``, a chunk's slice of the whole batch's)."""
         cfg = self.config
+        normalizer = (self.world.normalize if normalized is None
+                      else lambda _advantages: normalized)
         return reinforce_loss(
             log_probs, targets.policy_returns, values, entropy, value_targets=targets.returns,
             vf_coef=cfg.vf_coef,
             ent_coef=cfg.ent_coef, normalize_advantages=cfg.normalize_advantages,
-            policy_weights=targets.weights, normalizer=self.world.normalize)
+            policy_weights=targets.weights, normalizer=normalizer)
 
     def _gradient_step(self, loss: torch.Tensor, num_samples: int) -> tuple[float, bool]:
-        """backward → average over ranks → clip ‖∇‖ → the guard's verdict (the same on
-        every rank) → Adam step. Returns the gradient norm (before clipping; the policy's
-        alone with ``grad_clip='separate'``, the value's then in ``_vf_grad_norm``) and
-        whether the step was taken; raises :class:`pgrad.guard.Diverged` on a ``stop``
-        verdict."""
+        """The loss's gradient (in ``.grad``) → average over ranks → clip ‖∇‖ → the guard's
+        verdict (the same on every rank) → Adam step. Returns the gradient norm (before
+        clipping; the policy's alone with ``grad_clip='separate'``, the value's then in
+        ``_vf_grad_norm``) and whether the step was taken; raises
+        :class:`pgrad.guard.Diverged` on a ``stop`` verdict."""
         cfg = self.config
         params = list(self.policy.parameters())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         # Data-parallel: the sample-weighted mean of all workers' gradients (no-op alone).
         self.world.average_gradients(params, num_samples=num_samples)
         if self._separate_clip:  # each group on its own: the value cannot scale the policy
@@ -318,10 +398,10 @@ class Reinforce:
 
         ``obs``: ``[B, *obs_shape]``, ``returns``: ``[B]``, the valid steps' targets."""
         policy, cfg = self.policy, self.config
+        chunks = _chunks(returns.numel(), update_chunk(self.device))
         for _ in range(steps):
-            loss = cfg.vf_coef * (policy.value(obs) - returns).pow(2).mean()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self._value_backward(obs, returns, chunks)
             self.world.average_gradients(policy.parameters(), num_samples=returns.numel())
             # All ranks hold the same averaged gradient, so they stop (or step) together.
             if self._separate_clip:
@@ -341,7 +421,9 @@ class Reinforce:
         """KL(π_old ‖ π_new) on the batch's valid steps: how far this update moved the
         policy. Measured before the observation statistics take in the batch."""
         with torch.no_grad():
-            new_log_probs = self.policy.distribution(data.obs).log_prob(data.actions)
+            new_log_probs = torch.cat([
+                self.policy.distribution(data.obs[chunk]).log_prob(data.actions[chunk])
+                for chunk in _chunks(data.count, update_chunk(self.device))])
         return approx_kl(old_log_probs.detach(), new_log_probs)
 
     def _update_obs_rms(self, data: _Transitions) -> None:
@@ -382,6 +464,7 @@ class Reinforce:
                                       seed=(self.config.seed + EVAL_SEED_OFFSET) % 2**31)
             callback = [evaluation, *_callbacks(callback)]
         self._lr_horizon = self.num_timesteps + total_timesteps
+        _ = self.optimizer  # built now, not on the training clock
         try:
             self.last_result = train(self, total_timesteps, stop_return=stop_return,
                                      run_dir=run_dir, progress_bar=progress_bar,
@@ -464,7 +547,8 @@ class Reinforce:
         agent.policy.load_state_dict(state.policy, strict=True)
         if state.return_rms:
             agent.return_rms.load_state_dict(state.return_rms, strict=True)
-        agent.optimizer.load_state_dict(state.optimizer)
+        _check_optimizer_groups(state.optimizer, _param_groups(agent.policy, config))
+        agent._optimizer_state = state.optimizer  # loaded when training needs the optimizer
         agent.num_timesteps, agent.num_updates = state.num_timesteps, state.num_updates
         agent.skipped_updates = state.skipped_updates
         agent.resume_state = state.rollout
@@ -533,7 +617,8 @@ class _Transitions:
     """One batch on the agent's device, its ``B`` valid steps gathered once.
 
     ``[T, N]`` tensors keep the batch's layout (returns run along time); ``[B]`` tensors
-    are the valid steps in time-major order (the order of ``x[valid]``).
+    are the valid steps in time-major order (the order of ``x[valid]``, which
+    :meth:`take` gives without searching the mask again).
     """
 
     all_obs: torch.Tensor
@@ -554,6 +639,17 @@ class _Transitions:
     """``[B, *action_shape]``."""
     count: int
     """B, this rank's number of valid steps."""
+    index: torch.Tensor
+    """``[B]`` the valid steps' positions in ``valid.reshape(-1)``."""
+
+    def take(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[valid]`` of a ``[T, N, ...]`` tensor: its valid steps, ``[B, ...]``."""
+        return _take(x, self.index)
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The rows ``index`` of ``x`` ``[T, N, ...]`` with its first two axes flattened."""
+    return x.reshape(-1, *x.shape[2:])[index]
 
 
 def _gather(batch: Batch, device: torch.device, bootstrap_truncated: bool) -> _Transitions:
@@ -566,11 +662,12 @@ def _gather(batch: Batch, device: torch.device, bootstrap_truncated: bool) -> _T
     if not bootstrap_truncated:
         terminated = terminated | truncated
     steps = None if batch.episode_steps is None else batch.episode_steps.to(device)
+    index = valid.reshape(-1).nonzero().squeeze(1)  # the mask searched once
     return _Transitions(
         all_obs=all_obs, valid=valid, rewards=batch.rewards.to(device),
         terminated=terminated, truncated=truncated, episode_steps=steps,
-        obs=all_obs[:-1][valid], actions=batch.actions.to(device)[valid],
-        count=int(valid.sum()))
+        obs=_take(all_obs[:-1], index), actions=_take(batch.actions.to(device), index),
+        count=index.numel(), index=index)
 
 
 @dataclass(frozen=True)
@@ -586,6 +683,54 @@ class _Targets:
     weights: torch.Tensor | None
     """``[B]`` γ^t on each step's policy term (``discount_policy_gradient``), or None."""
 
+    def chunk(self, chunk: slice) -> _Targets:
+        """The targets of the valid steps ``chunk`` (a slice of ``[B]``)."""
+        return _Targets(self.returns[chunk], self.policy_returns[chunk],
+                        None if self.weights is None else self.weights[chunk])
+
+
+@dataclass(frozen=True)
+class _Forward:
+    """What the update's forward and backward pass over the ``B`` valid steps gives the
+    rest of the update."""
+
+    losses: dict[str, torch.Tensor]
+    """The loss terms (pgrad.losses.LOSS_TERMS), means over the ``B`` steps, detached."""
+    log_probs: torch.Tensor
+    """``[B]`` log π(a|s) before the step, detached."""
+    values: torch.Tensor | None
+    """``[B]`` V(s) before the step, detached; None without a baseline."""
+
+
+UPDATE_CHUNK = 4096
+"""Valid steps per forward and backward pass of an update on the CPU. A larger batch is
+processed in chunks of this many and their gradients accumulated (the same gradient:
+:meth:`Reinforce._loss_backward`), because a pass whose activations stay in the CPU's caches
+costs less per step than one pass over the whole batch (docs/performance.md). On other
+devices, one pass: a GPU is fastest on large batches."""
+
+
+def update_chunk(device: torch.device) -> int | None:
+    """The most valid steps one forward and backward pass of an update takes on
+    ``device``: :data:`UPDATE_CHUNK` on the CPU, None (no limit) elsewhere."""
+    return UPDATE_CHUNK if device.type == "cpu" else None
+
+
+def _chunks(count: int, size: int | None) -> list[slice]:
+    """``[0, count)`` cut into consecutive slices of at most ``size`` (None: one slice);
+    an empty batch is one empty slice, so every rank computes (and all-reduces) its loss."""
+    if size is None or count <= size:
+        return [slice(0, count)]
+    return [slice(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def _values(policy: Policy, obs: torch.Tensor) -> torch.Tensor:
+    """``[B]``: V(s) of the observations ``[B, *obs_shape]``, without gradient, in chunks
+    of at most ``update_chunk`` steps."""
+    with torch.no_grad():
+        return torch.cat([policy.value(obs[chunk])
+                          for chunk in _chunks(obs.shape[0], update_chunk(obs.device))])
+
 
 def _targets(policy: Policy, data: _Transitions, gamma: float, reward_scale: float,
              discount_policy_gradient: bool, gae_lambda: float = 1.0,
@@ -595,18 +740,18 @@ def _targets(policy: Policy, data: _Transitions, gamma: float, reward_scale: flo
     weights. Reads the policy, changes nothing."""
     next_values = _next_values(policy, data) if policy.has_baseline else None
     rewards = data.rewards / reward_scale
-    returns = discounted_returns(rewards, gamma, terminated=data.terminated,
-                                 truncated=data.truncated, next_values=next_values)[data.valid]
+    returns = data.take(discounted_returns(rewards, gamma, terminated=data.terminated,
+                                           truncated=data.truncated, next_values=next_values))
     policy_returns = returns
     if next_values is not None and (gae_lambda < 1.0 or value_target == "gae"):
-        policy_returns = lambda_returns(
+        policy_returns = data.take(lambda_returns(
             rewards, _all_next_values(policy, data, next_values), gamma, gae_lambda,
-            terminated=data.terminated, truncated=data.truncated)[data.valid]
+            terminated=data.terminated, truncated=data.truncated))
         if value_target == "gae":
             returns = policy_returns
     weights = None
     if discount_policy_gradient:  # γ^t, t the step's index within its episode
-        weights = gamma ** _episode_steps(data).to(torch.float32)[data.valid]
+        weights = gamma ** data.take(_episode_steps(data).to(torch.float32))
     return _Targets(returns, policy_returns, weights)
 
 
@@ -616,15 +761,14 @@ def _all_next_values(policy: Policy, data: _Transitions,
     goes on, s_{t+1} is the observation of the next row's valid step; at cuts it is
     ``cut_values`` (:func:`_next_values`)."""
     values = torch.zeros_like(data.rewards)
-    with torch.no_grad():
-        values[data.valid] = policy.value(data.obs)
+    values.view(-1)[data.index] = _values(policy, data.obs)
     following = torch.zeros_like(values)
     following[:-1] = values[1:]
     cut = (data.truncated | _last_row(data.valid)) & ~data.terminated & data.valid
     return torch.where(cut, cut_values, following)
 
 
-def _renumbered(optim: dict[str, Any], optimizer: torch.optim.Optimizer,
+def _renumbered(optim: dict[str, Any], optimizer: Adam,
                 policy: Policy) -> dict[str, Any]:
     """Adam's ``state_dict`` with each parameter numbered by its place in
     ``policy.parameters()`` (torch numbers them group by group), as a checkpoint expects.
@@ -634,6 +778,17 @@ def _renumbered(optim: dict[str, Any], optimizer: torch.optim.Optimizer,
     return {"state": {order[k]: entry for k, entry in optim["state"].items()},
             "param_groups": [{**group, "params": [order[k] for k in group["params"]]}
                              for group in optim["param_groups"]]}
+
+
+def _check_optimizer_groups(optim: dict[str, Any], groups: list[dict[str, Any]]) -> None:
+    """Raise ValueError unless the saved optimizer state ``optim`` has as many parameter
+    groups as ``groups``, of the same sizes: what ``Optimizer.load_state_dict`` checks,
+    checked when the checkpoint is loaded rather than when the optimizer is built."""
+    saved = [len(group["params"]) for group in optim["param_groups"]]
+    wanted = [len(group["params"]) for group in groups]
+    if saved != wanted:
+        raise ValueError(f"the saved optimizer has parameter groups of {saved} parameters, "
+                         f"this agent's of {wanted}")
 
 
 def _param_groups(policy: Policy, config: Config) -> list[dict[str, Any]]:

@@ -23,9 +23,9 @@ With a baseline, the agent also logs ``grad_variance_without_baseline`` and
 ``grad_snr_without_baseline``: the same batch's per-episode gradients with A = G (normalised
 the same way), so the variance the baseline removed is measured on identical episodes.
 
-Per-episode gradients cost about one extra forward and backward pass over the batch (one
-``torch.func.vmap`` over episodes padded to the longest; twice with a baseline), so the agent
-computes them, and the KL, only every ``Config.diagnostics_every`` updates.
+Per-episode gradients cost about one extra forward and backward pass over the batch's first
+episodes (one pass per episode; twice with a baseline), so the agent computes them, and the
+KL, only every ``Config.diagnostics_every`` updates.
 """
 
 from __future__ import annotations
@@ -65,62 +65,39 @@ def episode_segments(valid: Tensor, episode_steps: Tensor) -> tuple[Tensor, Tens
     return segment.T[valid], position.T[valid], int(starts_v.sum())
 
 
-class _LogProb(nn.Module):
-    """``log π(a|s)`` as a module's forward, for ``torch.func.functional_call``."""
-
-    def __init__(self, policy: nn.Module) -> None:
-        super().__init__()
-        self.policy = policy
-
-    def forward(self, features: Tensor, actions: Tensor) -> Tensor:
-        """``features``: preprocessed observations (one-hot encoding is not vmap-able)."""
-        policy = self.policy
-        return policy.distribution_from_features(  # type: ignore[operator]
-            policy.backbone(features)).log_prob(actions)
-
-
 def per_episode_gradients(policy: nn.Module, obs: Tensor, actions: Tensor,
                           advantages: Tensor, segment: Tensor, position: Tensor,
                           num_segments: int, max_episodes: int = 64) -> Tensor:
     """``[K, P]``: g_e = Σ_{t∈e} ∇ log π(a_t|s_t) · Â_t for the first ``K ≤ max_episodes``
     episodes, flattened over the policy's parameters (those ``log π`` depends on).
 
-    ``obs``, ``actions``, ``advantages``, ``segment``, ``position`` are the batch's valid
-    steps in one order (see :func:`episode_segments`). Episodes are padded to the longest
-    and the gradients taken in one ``vmap`` over episodes; padding has weight zero.
+    ``obs``, ``actions``, ``advantages``, ``segment`` are the batch's valid steps in one
+    order (see :func:`episode_segments`; ``position``, a step's place in its episode, does
+    not change a sum over the episode). One backward pass per episode: ``torch.func``'s
+    ``vmap`` would batch them, but it imports ``torch._dynamo``, which costs a short
+    training run more start-up than these passes take.
     """
-    from torch.func import functional_call, grad, vmap
-
     k = min(num_segments, max_episodes)
-    keep = segment < k
-    obs = policy.preprocess(obs)  # type: ignore[operator]
-    segment, position = segment[keep], position[keep]
-    length = int(position.max()) + 1
-    pad_obs = obs.new_zeros((k, length, *obs.shape[1:]))
-    pad_actions = actions.new_zeros((k, length, *actions.shape[1:]))
-    pad_adv = advantages.new_zeros((k, length))
-    pad_obs[segment, position] = obs[keep]
-    pad_actions[segment, position] = actions[keep]
-    pad_adv[segment, position] = advantages[keep].detach()
+    kept = (segment < k).nonzero().squeeze(1)
+    order = kept[torch.argsort(segment[kept], stable=True)]  # episode by episode
+    sizes = torch.bincount(segment[kept], minlength=k).tolist()
+    features = policy.preprocess(obs[order]).split(sizes)  # type: ignore[operator]
+    episode_actions, weights = actions[order].split(sizes), advantages[order].detach().split(sizes)
+    params = list(policy.parameters())
 
-    module = _LogProb(policy)
-    params = {name: p.detach() for name, p in module.named_parameters()}
-    # Only parameters that log π depends on: a separate value network would add zeros.
+    def log_probs(x: Tensor, a: Tensor) -> Tensor:
+        dist = policy.distribution_from_features(policy.backbone(x))  # type: ignore[operator]
+        return dist.log_prob(a)
+
     with torch.enable_grad():
-        probe = module(obs[:1], actions[:1]).sum()
-        used = torch.autograd.grad(probe, list(dict(module.named_parameters()).values()),
-                                   allow_unused=True)
-    names = [n for n, g in zip(params, used, strict=True) if g is not None]
-    fixed = {n: p for n, p in params.items() if n not in names}
-
-    def episode_objective(trainable: dict[str, Tensor], o: Tensor, a: Tensor,
-                          w: Tensor) -> Tensor:
-        log_probs = functional_call(module, {**trainable, **fixed}, (o, a))
-        return (log_probs * w).sum()
-
-    grads = vmap(grad(episode_objective), in_dims=(None, 0, 0, 0))(
-        {n: params[n] for n in names}, pad_obs, pad_actions, pad_adv)
-    return torch.cat([grads[n].reshape(k, -1) for n in names], dim=1)
+        # Only parameters that log π depends on: a separate value network would add zeros.
+        probe = log_probs(features[0][:1], episode_actions[0][:1]).sum()
+        used = [p for p, g in zip(params, torch.autograd.grad(probe, params, allow_unused=True),
+                                  strict=True) if g is not None]
+        grads = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+                     (log_probs(x, a) * w).sum(), used)])
+                 for x, a, w in zip(features, episode_actions, weights, strict=True)]
+    return torch.stack(grads)
 
 
 def gradient_statistics(grads: Tensor) -> tuple[float, float]:
