@@ -392,7 +392,8 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
     for row, rs in by_row.items():
         reused = [r for r in rs if r.get("reused_from")]
         if reused:
-            sources = sorted({r["reused_from"].split("-seed")[0] for r in reused})
+            here = run_path(out, env_id, row, 0).parent
+            sources = sorted({f"`{_source(here, r['reused_from'])}`" for r in reused})
             lines += ["", f"{ROW_LABELS[row]}: {len(reused)} of its {len(rs)} runs resolve to "
                       f"the same Config (seed, budget and evaluations) as runs already made "
                       f"({', '.join(sources)}), so they are reused, not rerun."]
@@ -403,6 +404,17 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
     if crashed:
         lines.append("")
     return "\n".join(lines), summary
+
+
+def _source(here: Path, reused_from: str) -> str:
+    """``../../suite-variants/X/Env/preset-seed3.json`` → ``suite-variants/X/Env/preset-seed*``,
+    relative to the results directory."""
+    path = Path(os.path.normpath(here / reused_from))
+    try:
+        shown = path.relative_to(here.parent.parent)
+    except ValueError:
+        shown = path
+    return re.sub(r"-seed\d+\.json$", "-seed*", str(shown))
 
 
 def _row_api(row: str, env_id: str, run: dict[str, Any]) -> str:
@@ -421,7 +433,7 @@ def _row_api(row: str, env_id: str, run: dict[str, Any]) -> str:
 
 def write_report(out: Path) -> Path:
     runs = load_runs(out)
-    md = out.with_suffix(".md")
+    md = out.parent / f"{out.name}.md"  # not with_suffix: "Pendulum-lambda0.95" has a dot
     envs = [e for e in ENVS if any(r["env_id"] == e for r in runs)]
     sections, summaries = [], {}
     for env_id in envs:

@@ -67,10 +67,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "Walker2d-v5": _LOCOMOTION,
     # Only a fitted baseline (10 value steps per batch) on normalised observations and scaled
     # rewards learns these at all; Adam at CartPole's 1e-2 reaches the target and falls back,
-    # at 3e-3 it holds.
+    # at 3e-3 it holds. On Pendulum, GAE(λ = 0.95) advantages (an actor-critic estimator)
+    # learn far sooner than Monte-Carlo ones; γ = 0.9 did not help.
     "Pendulum-v1": {"num_envs": 16, "batch_episodes": 16, "normalize_obs": True,
                     "scale_rewards": True, "value_steps": 10, "learning_rate": 3e-3,
-                    "grad_clip": "joint"},
+                    "grad_clip": "joint", "gae_lambda": 0.95},
     "LunarLander-v3": {"num_envs": 16, "batch_episodes": 16, "normalize_obs": True,
                        "scale_rewards": True, "value_steps": 10, "learning_rate": 3e-3,
                        "grad_clip": "joint"},
