@@ -191,8 +191,10 @@ def gradient_statistics(grads: Tensor) -> tuple[float, float]:
     """``(grad_variance, grad_snr)`` of per-episode gradients ``[K, P]`` (nan if K < 2)."""
     if grads.shape[0] < 2:
         return float("nan"), float("nan")
-    variance = grads.var(dim=0).sum()
-    signal = grads.mean(dim=0).pow(2).sum()
+    mean = grads.mean(dim=0)
+    # Σ_i Var_e[g_e,i] as one sum over the contiguous [K, P] (var(dim=0) reads it strided).
+    variance = (grads - mean).pow(2).sum() / (grads.shape[0] - 1)
+    signal = mean.pow(2).sum()
     snr = signal / variance if variance > 0 else torch.tensor(float("nan"))
     return float(variance), float(snr)
 
