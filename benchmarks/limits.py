@@ -232,11 +232,13 @@ def batch_configs(num_envs: int, update_batch: int) -> dict[str, dict[str, Any]]
 
 def pgrad_rate(num_envs: int, steps: int, seed: int = 0, **kwargs: Any) -> dict[str, Any]:
     """pgrad's training speed: ``Reinforce("CartPole-v1", num_envs=N, batch_episodes=N)
-    .learn(steps)`` (vector env built before timing; ``kwargs`` replace the batch
-    settings), in valid (learned-from) steps per wall second and per CPU second of
-    ``learn``, and the valid share: valid steps ÷ env steps taken."""
-    kwargs = {"num_envs": num_envs, **(kwargs or {"batch_episodes": num_envs})}
-    agent = pgrad.Reinforce(ENV_ID, seed=seed, **kwargs)
+    .learn(steps)`` (vector env built before timing), in valid (learned-from) steps per
+    wall second and per CPU second of ``learn``, and the valid share: valid steps ÷ env
+    steps taken. ``kwargs`` (other ``Reinforce`` settings) may replace ``batch_episodes``
+    by ``n_steps``."""
+    if "n_steps" not in kwargs:
+        kwargs.setdefault("batch_episodes", num_envs)
+    agent = pgrad.Reinforce(ENV_ID, seed=seed, num_envs=num_envs, **kwargs)
     stepped = count_env_steps(agent.make_collector())
     start, start_cpu = time.perf_counter(), time.process_time()
     agent.learn(steps, tensorboard=False)
