@@ -21,10 +21,18 @@ which other processes sharing the cores inflate far less.
 
 :func:`fraction_of_ceiling` times pgrad's own training at ``num_envs`` envs (valid,
 learned-from steps per second of ``learn``) right after the ceiling, on both clocks, a few
-times over, so that the fraction compares figures taken under the same load.
+times over, so that the fraction compares figures taken under the same load. It does so for
+two kinds of batch (:func:`batch_configs`): the whole-episode defaults (issue 14's target),
+whose finished envs idle until the batch's longest episode ends, so that only a *valid
+share* of their env steps is learned from; and fixed-step batches (``n_steps``), where every
+env step but Gymnasium's reset steps is. The ceiling charges one env step per sample, so a
+valid share s caps the fraction at :func:`share_bound`: (env + act + update) ÷
+(env / s + act + update). The fraction of that bound is what pgrad's own machinery
+(bookkeeping, the rest of an update, and running the pieces one after another) leaves.
 
 ``python benchmarks/limits.py`` prints the ceiling for a few env counts and thread counts;
-``python benchmarks/limits.py --fraction`` pgrad's fraction of it at 256 envs.
+``python benchmarks/limits.py --fraction`` pgrad's fraction of it at 256 envs, for both
+kinds of batch.
 """
 
 from __future__ import annotations
@@ -196,12 +204,42 @@ def limit(num_envs: int, update_batch: int, config: pgrad.Config | None = None,
     }
 
 
-def pgrad_rate(num_envs: int, steps: int, seed: int = 0) -> dict[str, Any]:
+def count_env_steps(collector: Any) -> Callable[[], int]:
+    """Count every env step ``collector`` takes from now on (learned-from or idle: each row
+    of each batch); returns a function giving the count so far."""
+    stepped = 0
+    collect = collector.collect
+
+    def counting_collect() -> Any:
+        nonlocal stepped
+        batch = collect()
+        stepped += batch.valid.numel()
+        return batch
+
+    setattr(collector, "collect", counting_collect)  # noqa: B010  (instance override)
+    return lambda: stepped
+
+
+def batch_configs(num_envs: int, update_batch: int) -> dict[str, dict[str, Any]]:
+    """The two kinds of batch the fraction is measured for, as ``Reinforce`` keyword
+    arguments: ``whole_episodes``, the defaults with one episode per env per batch (what
+    issue 14's target names), and ``fixed_steps``, ``n_steps`` rows of every env making
+    batches of ``update_batch`` steps, the ceiling's update size, where every env step
+    but Gymnasium's reset steps is learned from."""
+    return {"whole_episodes": {"num_envs": num_envs, "batch_episodes": num_envs},
+            "fixed_steps": {"num_envs": num_envs, "n_steps": max(1, update_batch // num_envs)}}
+
+
+def pgrad_rate(num_envs: int, steps: int, seed: int = 0, **kwargs: Any) -> dict[str, Any]:
     """pgrad's training speed: ``Reinforce("CartPole-v1", num_envs=N, batch_episodes=N)
     .learn(steps)`` (vector env built before timing), in valid (learned-from) steps per
-    wall second and per CPU second of ``learn``."""
-    agent = pgrad.Reinforce(ENV_ID, seed=seed, num_envs=num_envs, batch_episodes=num_envs)
-    agent.make_collector()
+    wall second and per CPU second of ``learn``, and the valid share: valid steps ÷ env
+    steps taken. ``kwargs`` (other ``Reinforce`` settings) may replace ``batch_episodes``
+    by ``n_steps``."""
+    if "n_steps" not in kwargs:
+        kwargs.setdefault("batch_episodes", num_envs)
+    agent = pgrad.Reinforce(ENV_ID, seed=seed, num_envs=num_envs, **kwargs)
+    stepped = count_env_steps(agent.make_collector())
     start, start_cpu = time.perf_counter(), time.process_time()
     agent.learn(steps, tensorboard=False)
     cpu = time.process_time() - start_cpu
@@ -209,30 +247,62 @@ def pgrad_rate(num_envs: int, steps: int, seed: int = 0) -> dict[str, Any]:
     agent.close()
     assert agent.last_result is not None
     done = agent.last_result.steps
-    return {"steps": done, "steps_per_s": done / wall, "cpu_steps_per_s": done / cpu}
+    return {"steps": done, "env_steps": stepped(), "valid_share": done / stepped(),
+            "steps_per_s": done / wall, "cpu_steps_per_s": done / cpu}
+
+
+def share_bound(env_us: float, act_us: float, update_us: float, valid_share: float) -> float:
+    """The highest fraction of the ceiling a trainer can reach when only ``valid_share``
+    of its env steps are learned from: it steps every env (env_us each), acts and updates
+    at least once per valid step, so a valid step costs at least
+    env_us / valid_share + act_us + update_us, against the ceiling's
+    env_us + act_us + update_us."""
+    return (env_us + act_us + update_us) / (env_us / valid_share + act_us + update_us)
 
 
 def fraction_of_ceiling(num_envs: int = 256, update_batch: int = 16_384,
                         steps: int = 1_000_000, repeats: int = 3,
                         config: pgrad.Config | None = None, threads: int | None = 1,
                         scale: float = 1.0) -> dict[str, Any]:
-    """pgrad's training speed at ``num_envs`` envs ÷ the ceiling, each repeat timing the
-    ceiling and then pgrad; the medians of the repeats' ceilings, speeds and fractions, on
-    the wall clock and on this process's CPU clock."""
+    """pgrad's training speed at ``num_envs`` envs ÷ the ceiling, for each kind of batch
+    (:func:`batch_configs`). Each repeat times the ceiling, then pgrad with each kind; the
+    result holds the medians of the repeats' ceilings and, under ``configs``, each kind's
+    median speed, fraction, valid share, :func:`share_bound` and fraction ÷ bound (the
+    share of what its valid share allows), on the wall clock and this process's CPU
+    clock. Its top-level ``fraction`` and ``cpu_fraction`` are the whole-episode
+    defaults' (issue 14's target)."""
     rounds = []
+    kinds = batch_configs(num_envs, update_batch)
     with torch_threads(threads):
         for _ in range(repeats):
             lim = limit(num_envs, update_batch, config, threads=threads, scale=scale)
-            run = pgrad_rate(num_envs, steps)
-            rounds.append({**lim, "pgrad_steps": run["steps"],
-                           "pgrad_steps_per_s": run["steps_per_s"],
-                           "pgrad_cpu_steps_per_s": run["cpu_steps_per_s"],
-                           "fraction": run["steps_per_s"] / lim["samples_per_s"],
-                           "cpu_fraction": run["cpu_steps_per_s"] / lim["cpu_samples_per_s"],
-                           "load_avg": os.getloadavg()})
+            runs = {}
+            for name, kwargs in kinds.items():
+                run = pgrad_rate(num_envs, steps,
+                                 **{k: v for k, v in kwargs.items() if k != "num_envs"})
+                bound = share_bound(lim["env_us"], lim["act_us"], lim["update_us"],
+                                    run["valid_share"])
+                cpu_bound = share_bound(lim["cpu_env_us"], lim["cpu_act_us"],
+                                        lim["cpu_update_us"], run["valid_share"])
+                fraction = run["steps_per_s"] / lim["samples_per_s"]
+                cpu_fraction = run["cpu_steps_per_s"] / lim["cpu_samples_per_s"]
+                runs[name] = {**run, "fraction": fraction, "cpu_fraction": cpu_fraction,
+                              "bound": bound, "cpu_bound": cpu_bound,
+                              "of_bound": fraction / bound,
+                              "cpu_of_bound": cpu_fraction / cpu_bound}
+            rounds.append({**lim, "runs": runs, "load_avg": os.getloadavg()})
     median = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]
-              if isinstance(rounds[0][key], float) and key != "load_avg"}
-    return {**rounds[0], **median, "repeats": repeats, "rounds": rounds}
+              if isinstance(rounds[0][key], float)}
+    configs = {name: {"kwargs": kwargs, **{
+        key: float(np.median([r["runs"][name][key] for r in rounds]))
+        for key in rounds[0]["runs"][name]}} for name, kwargs in kinds.items()}
+    whole = configs["whole_episodes"]
+    return {**{k: v for k, v in rounds[0].items() if k != "runs"}, **median,
+            "configs": configs, "fraction": whole["fraction"],
+            "cpu_fraction": whole["cpu_fraction"], "pgrad_steps": int(whole["steps"]),
+            "pgrad_steps_per_s": whole["steps_per_s"],
+            "pgrad_cpu_steps_per_s": whole["cpu_steps_per_s"],
+            "repeats": repeats, "rounds": rounds}
 
 
 def main(env_counts: Sequence[int] = (1, 16, 256), thread_counts: Sequence[int] = (1, 2),
@@ -249,15 +319,24 @@ def main(env_counts: Sequence[int] = (1, 16, 256), thread_counts: Sequence[int] 
 
 
 def print_fraction(num_envs: int = 256, repeats: int = 3) -> None:
-    """Print pgrad's fraction of the ceiling at ``num_envs`` envs, each repeat and median."""
+    """Print pgrad's fraction of the ceiling at ``num_envs`` envs for each kind of batch:
+    each repeat, the medians, and the bound each kind's valid share sets."""
     res = fraction_of_ceiling(num_envs, repeats=repeats)
     print(f"pgrad at {num_envs} envs vs the ceiling (torch 1 thread); wall | CPU clock")
     for i, r in enumerate(res["rounds"]):
         print(f"  round {i}: ceiling {r['samples_per_s']:,.0f} | {r['cpu_samples_per_s']:,.0f}"
-              f"  pgrad {r['pgrad_steps_per_s']:,.0f} | {r['pgrad_cpu_steps_per_s']:,.0f}"
-              f"  fraction {r['fraction']:.2f} | {r['cpu_fraction']:.2f}"
-              f"  (load {', '.join(f'{x:.1f}' for x in r['load_avg'])})")
-    print(f"  median fraction {res['fraction']:.2f} | {res['cpu_fraction']:.2f}")
+              f" samples/s (load {', '.join(f'{x:.1f}' for x in r['load_avg'])})")
+        for name, run in r["runs"].items():
+            print(f"    {name:15s} pgrad {run['steps_per_s']:,.0f} | "
+                  f"{run['cpu_steps_per_s']:,.0f}  fraction {run['fraction']:.2f} | "
+                  f"{run['cpu_fraction']:.2f}  (valid share {run['valid_share']:.3f})")
+    print("  medians:")
+    for name, c in res["configs"].items():
+        settings = ", ".join(f"{k}={v}" for k, v in c["kwargs"].items())
+        print(f"    {name:15s} ({settings}): fraction {c['fraction']:.2f} | "
+              f"{c['cpu_fraction']:.2f}; valid share {c['valid_share']:.3f} bounds it at "
+              f"{c['bound']:.2f} | {c['cpu_bound']:.2f}; fraction of that bound "
+              f"{c['of_bound']:.2f} | {c['cpu_of_bound']:.2f}")
 
 
 if __name__ == "__main__":

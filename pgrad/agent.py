@@ -854,17 +854,17 @@ def _gradient_diagnostics(policy: Policy, data: _Transitions, targets: _Targets,
     if count < 2:  # no spread to measure
         return out
     # With a baseline, also the same batch's gradients without it (A = G): the variance
-    # the baseline removed, measured on identical episodes.
-    for suffix, baseline in [("", values), ("_without_baseline", None)]:
-        if suffix and values is None:
-            break
+    # the baseline removed, measured on identical episodes (both from one pass).
+    cases = [("", values)] + ([("_without_baseline", None)] if values is not None else [])
+    weightings = []
+    for _, baseline in cases:
         returns = targets.returns if baseline is None else targets.policy_returns
         adv = advantages(returns, baseline, normalize_advantages=normalize_advantages)
-        if targets.weights is not None:
-            adv = adv * targets.weights
-        grads = per_episode_gradients(policy, data.obs, data.actions, adv, segment,
-                                      position, count)
-        variance, snr = gradient_statistics(grads)
+        weightings.append(adv if targets.weights is None else adv * targets.weights)
+    grads = per_episode_gradients(policy, data.obs, data.actions, torch.stack(weightings),
+                                  segment, position, count)
+    for (suffix, _), case_grads in zip(cases, grads, strict=True):
+        variance, snr = gradient_statistics(case_grads)
         out[f"diagnostics/grad_variance{suffix}"] = variance
         out[f"diagnostics/grad_snr{suffix}"] = snr
     return out

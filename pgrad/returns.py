@@ -185,8 +185,10 @@ def _scan(offset: Tensor, carry: Tensor) -> Tensor:
     returns = torch.empty_like(offset)
     if offset.shape[0]:
         returns[-1] = offset[-1]
+    # The rows as views, made once: indexing a tensor costs more than the row's FMA.
+    offsets, carries, rows = offset.unbind(0), carry.unbind(0), returns.unbind(0)
     for t in range(offset.shape[0] - 2, -1, -1):
-        torch.addcmul(offset[t], carry[t], returns[t + 1], out=returns[t])
+        torch.addcmul(offsets[t], carries[t], rows[t + 1], out=rows[t])
     return returns
 
 

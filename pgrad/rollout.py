@@ -162,10 +162,10 @@ class EpisodeTracker:
         done = terminated | truncated
         if counted is None:
             counted = ~self.after_end
-        self.returns += np.where(counted, rewards, 0.0)
+        np.add(self.returns, rewards, out=self.returns, where=counted)
         self.lengths += counted
         self.after_end = done
-        ended = np.flatnonzero(done & counted)
+        ended = (done & counted).nonzero()[0]
         if not ended.size:
             return done, None
         finished = Finished(ended, self.returns[ended], self.lengths[ended])
@@ -394,7 +394,7 @@ class Collector:
         num_envs = self.num_envs
         active = np.arange(num_envs) < episodes  # envs playing a counted episode
         rejoining = np.zeros(num_envs, dtype=bool)  # in their reset step, then active
-        started = n_active = int(active.sum())
+        started = n_active = np.count_nonzero(active)
         n_rejoining = 0
         # Once many envs idle, act only for those that count (idle steps are not learned
         # from, and a smaller forward pass is cheaper).
@@ -414,7 +414,7 @@ class Collector:
                 rejoining[restart] = True
                 started += n_rejoining
             active = next_active
-            n_active = int(active.sum())
+            n_active = np.count_nonzero(active)
             t += 1
         self._buffers.arrays["obs"][t] = self._obs
         return t

@@ -10,12 +10,13 @@ import io
 import math
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from conftest import differing_parameters
 
 import pgrad
-from pgrad import exact
+from pgrad import diagnostics, exact
 from pgrad.diagnostics import (
     approx_kl,
     episode_segments,
@@ -72,6 +73,69 @@ def test_per_episode_gradients_equal_one_backward_per_episode(value_net) -> None
         assert torch.allclose(grads[i], expected, atol=1e-5), i
     assert per_episode_gradients(policy, obs, actions, adv, segment, position, 3,
                                  max_episodes=2).shape[0] == 2
+
+
+def _reference_gradients(policy, obs, actions, adv, segment, count):
+    """One backward per episode: the definition of g_e, over the parameters log π uses."""
+    rows = []
+    for i in range(count):
+        mine = segment == i
+        policy.zero_grad()
+        log_probs = policy.distribution(obs[mine]).log_prob(actions[mine])
+        (log_probs * adv[mine]).sum().backward()
+        rows.append(torch.cat([p.grad.flatten() for p in policy.parameters()
+                               if p.grad is not None]))  # zero_grad set the others to None
+    return torch.stack(rows)
+
+
+POLICY_KINDS = {  # name: (observation space, action space, make_policy kwargs, fast path)
+    "discrete-separate": (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(3),
+                          {"value_net": "separate"}, True),
+    "multidiscrete": (gym.spaces.Box(-1, 1, (3,)), gym.spaces.MultiDiscrete([2, 3]), {}, True),
+    "multibinary": (gym.spaces.Box(-1, 1, (3,)), gym.spaces.MultiBinary(2), {}, True),
+    "gaussian-state-dependent": (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-2, 2, (2,)),
+                                 {"state_dependent_std": True}, True),
+    "gaussian-tanh": (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-2, 2, (2,)),
+                      {"state_dependent_std": True, "action_bound": "tanh"}, True),
+    "normalized-obs": (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2),
+                       {"normalize_obs": True}, True),
+    "one-hot-obs": (gym.spaces.Discrete(5), gym.spaces.Discrete(2), {}, True),
+    # a parameter outside nn.Linear (log σ, convolutions): one backward per episode
+    "gaussian-log-std": (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-2, 2, (2,)), {}, False),
+    "cnn": (gym.spaces.Box(0, 255, (4, 4, 1), dtype="uint8"), gym.spaces.Discrete(2),
+            {"cnn_arch": "small"}, False),
+}
+
+
+@pytest.mark.parametrize("kind", list(POLICY_KINDS))
+def test_per_episode_gradients_of_every_kind_of_policy(kind, monkeypatch) -> None:
+    obs_space, action_space, kwargs, fast = POLICY_KINDS[kind]
+    torch.manual_seed(0)
+    policy = make_policy(obs_space, action_space, hidden_sizes=(8,), **kwargs)
+    if policy.obs_rms is not None:  # statistics that change the input
+        policy.obs_rms.update(torch.randn(50, 3) * 3 + 1)
+    obs_space.seed(0)
+    action_space.seed(0)
+    lengths = [3, 1, 5, 2]
+    n = sum(lengths)
+    obs = torch.as_tensor(np.stack([obs_space.sample() for _ in range(n)]))
+    actions = torch.as_tensor(np.stack([action_space.sample() for _ in range(n)]))
+    actions = actions.clamp(-1.9, 1.9).to(policy.action_dtype)  # inside a tanh bound
+    advs = torch.randn(2, n)
+    segment = torch.cat([torch.full((k,), i) for i, k in enumerate(lengths)])
+    position = torch.cat([torch.arange(k) for k in lengths])
+    perm = torch.randperm(n)
+    if fast:  # the one-pass path must serve this policy
+        monkeypatch.setattr(diagnostics, "_episode_by_episode", None)
+    both = per_episode_gradients(policy, obs[perm], actions[perm], advs[:, perm],
+                                 segment[perm], position[perm], len(lengths))
+    assert both.shape[:2] == (2, len(lengths))
+    for w in range(2):
+        expected = _reference_gradients(policy, obs, actions, advs[w], segment, len(lengths))
+        assert torch.allclose(both[w], expected, atol=1e-5, rtol=1e-4), (kind, w)
+        one = per_episode_gradients(policy, obs, actions, advs[w], segment, position,
+                                    len(lengths))
+        assert torch.allclose(one, both[w], atol=1e-6, rtol=1e-5), (kind, w)
 
 
 def test_gradient_statistics() -> None:
