@@ -32,7 +32,7 @@ def test_minatar_preset_is_found_for_both_id_spellings() -> None:
 
 def test_a_module_prefix_does_not_invent_presets() -> None:
     assert preset("minatar:MinAtar/Unknown-v1") == {}
-    assert preset("mymod:Acrobot-v1") == preset("Acrobot-v1") == {}
+    assert preset("mymod:MountainCar-v0") == preset("MountainCar-v0") == {}
 
 
 def test_atari_family_covers_v5_ids_only() -> None:
