@@ -151,11 +151,6 @@ def pgrad_agent(row: str, env_id: str, seed: int,
     return pgrad.Reinforce(env_id, config=row_config(row, env_id, seed, overrides))
 
 
-def settings_key(config: pgrad.Config) -> Any:
-    """A Config's settings as a run's JSON stores them (tuples as lists)."""
-    return json.loads(json.dumps(config.to_dict(), default=str))
-
-
 def run_pgrad(row: str, env_id: str, seed: int, budget: int, eval_every: int,
               eval_episodes: int, load_samples: list[float],
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -145,8 +145,7 @@ def test_runs_of_identical_settings_are_reused_not_rerun(
         record = json.loads(job.path.read_text())
         record.update(budget=job.budget, eval_every=job.eval_every,
                       eval_episodes=job.eval_episodes,
-                      settings=suite.settings_key(suite.row_config(job.row, job.env_id,
-                                                                   job.seed)))
+                      settings=suite.row_config(job.row, job.env_id, job.seed).to_dict())
         job.path.write_text(json.dumps(record))
         return record
 
