@@ -139,7 +139,7 @@ def render(info: dict[str, Any], runs: list[dict[str, Any]], steps: int) -> str:
         f"{info['load_avg_end']}",
         "- **the machine was shared** with other jobs while this ran (see the load average):"
         " timings are indicative, not clean",
-        f"- each run: CartPole-v1, `pgrad.Config()` defaults (64 envs and 64 whole episodes "
+        f"- each run: CartPole-v1 with its preset (64 envs and 64 whole episodes "
         f"per worker per update, 2×64 MLPs, 1 torch thread per worker), {steps:,} env steps "
         "in total over all workers, seed 0",
         "",

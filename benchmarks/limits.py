@@ -51,6 +51,7 @@ import torch
 
 import pgrad
 from pgrad.agent import _Targets, update_chunk
+from pgrad.presets import preset
 
 ENV_ID = "CartPole-v1"
 
@@ -105,9 +106,16 @@ def _spaces() -> tuple[gym.Space, gym.Space]:
         env.close()
 
 
+def cartpole_config(**kwargs: Any) -> pgrad.Config:
+    """The settings ``pgrad.Reinforce("CartPole-v1", **kwargs)`` trains with: the Config
+    defaults, then CartPole's preset, then ``kwargs``."""
+    return pgrad.Config(**{**preset(ENV_ID), "env_id": ENV_ID, **kwargs})
+
+
 def make_default_policy(config: pgrad.Config | None = None, seed: int = 0) -> pgrad.Policy:
-    """pgrad's policy for CartPole-v1 with ``config``'s network (default: ``Config()``)."""
-    config = config or pgrad.Config()
+    """pgrad's policy for CartPole-v1 with ``config``'s network (default: CartPole's
+    settings, :func:`cartpole_config`)."""
+    config = config or cartpole_config()
     torch.manual_seed(seed)
     return pgrad.make_policy(*_spaces(), **config.policy_kwargs)
 
@@ -172,7 +180,7 @@ def limit(num_envs: int, update_batch: int, config: pgrad.Config | None = None,
     Acting is timed at a batch of ``num_envs``, the update at ``update_batch`` samples;
     ``scale`` shrinks the number of timed calls (for smoke runs).
     """
-    config = config or pgrad.Config()
+    config = config or cartpole_config()
     with torch_threads(threads) as used:
         env = env_step_cost(num_envs, _iters_for(num_envs, int(scale * 300_000), 200, 5_000))
         agent = pgrad.Reinforce(ENV_ID, config=config)

@@ -185,7 +185,7 @@ def compile_check(seed: int = 0) -> dict[str, Any]:
 
     Runs in a fresh inductor cache directory, so the first compile is a cold one.
     """
-    config = pgrad.Config()
+    config = limits.cartpole_config()
     out: dict[str, Any] = {"torch": torch.__version__, "mode": "default"}
     previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory() as cache, limits.torch_threads(1):

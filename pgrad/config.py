@@ -242,7 +242,9 @@ def _help(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Config:
-    """All settings of an agent. Defaults solve CartPole-v1."""
+    """All settings of an agent. The defaults are for an env without a preset
+    (:mod:`pgrad.presets`): measured to learn CartPole, Acrobot, LunarLander and Pendulum
+    on most seeds (docs/learning-options.md)."""
 
     env_id: str | None = field(default="CartPole-v1", metadata=_help(
         "Gymnasium environment id (None when the agent was built from a callable)."))
@@ -258,9 +260,9 @@ class Config:
         "Cut episodes at this many steps (Gymnasium's TimeLimit: a truncation, bootstrapped "
         "from V). Unset: the env's own limit; an env with none gets 1000 steps when batches "
         "are whole episodes, and in evaluation."))
-    num_envs: int = field(default=64, metadata=_help(
+    num_envs: int = field(default=16, metadata=_help(
         "Number of environments stepped together (one vector env)."))
-    batch_episodes: int = field(default=64, metadata=_help(
+    batch_episodes: int = field(default=16, metadata=_help(
         "Episodes per update when batches are whole episodes (n_steps unset): Monte-Carlo "
         "REINFORCE, each episode played from its reset to its end under one policy."))
     n_steps: int | None = field(default=None, metadata=_help(
@@ -281,7 +283,7 @@ class Config:
         "as well and trains twice as fast)."))
     activation: str = field(default="tanh", metadata=_help(
         f"Hidden activation: {', '.join(ACTIVATIONS)}."))
-    learning_rate: float = field(default=1e-2, metadata=_help(
+    learning_rate: float = field(default=3e-3, metadata=_help(
         "Adam learning rate (of the policy, and of the value unless vf_lr is set)."))
     vf_lr: float | None = field(default=None, metadata=_help(
         "Adam learning rate of the value-only parameters (None: learning_rate). A shared "
@@ -302,7 +304,7 @@ class Config:
     max_grad_norm: float | None = field(default=0.5, metadata=_help(
         "Clip the gradient's norm to this (None: no clipping): the norm over policy and "
         "value together with grad_clip='joint', the policy's alone with 'separate'."))
-    grad_clip: str = field(default="separate", metadata=_help(
+    grad_clip: str = field(default="joint", metadata=_help(
         "'separate': the policy's gradient (shared backbone included) clipped to "
         "max_grad_norm and the value-only parameters' to vf_max_grad_norm, so the value "
         "loss cannot scale the policy step; 'joint': one norm over policy and value "
@@ -311,7 +313,7 @@ class Config:
     vf_max_grad_norm: float | None = field(default=0.5, metadata=_help(
         "With grad_clip='separate': clip the value-only parameters' gradient norm to this "
         "(None: no clipping)."))
-    value_steps: int = field(default=1, metadata=_help(
+    value_steps: int = field(default=10, metadata=_help(
         "Gradient steps on the value loss per batch: the first is shared with the policy's, "
         "the others fit V alone (Spinning Up's train_v_iters, 80 at its own vf_lr)."))
     vf_coef: float = field(default=0.5, metadata=_help("Weight of the value loss."))
@@ -328,12 +330,12 @@ class Config:
     normalize_advantages: bool = field(default=True, metadata=_help(
         "Normalise advantages over the batch, (A - mean) / (std + 1e-8); without a baseline "
         "this is the tutorial's return normalisation."))
-    normalize_obs: bool = field(default=False, metadata=_help(
+    normalize_obs: bool = field(default=True, metadata=_help(
         "Normalise observations by running mean and std (updated from every batch, saved in "
         "the checkpoint, applied at evaluation), clipped to ±obs_clip."))
     obs_clip: float = field(default=10.0, metadata=_help(
         "Clip normalised observations to ± this."))
-    scale_rewards: bool = field(default=False, metadata=_help(
+    scale_rewards: bool = field(default=True, metadata=_help(
         "Divide rewards by the running std of the (Monte-Carlo) returns seen so far, this "
         "batch's included, as SB3's VecNormalize does: the baseline then learns numbers near "
         "1 whatever the reward's scale."))

@@ -13,6 +13,15 @@ import torch
 
 from pgrad.policies import Policy
 
+UNSCALED: dict[str, Any] = {
+    "normalize_obs": False, "scale_rewards": False, "value_steps": 1, "learning_rate": 1e-2,
+    "grad_clip": "separate",
+}
+"""pgrad's defaults before the suite chose new ones (``pgrad.presets``' large-batch settings
+without the batch sizes): raw observations and rewards, so V(s) is in the returns' own units,
+one value step, Adam at 1e-2, separate clipping. Tests whose figures were fitted to them, or
+that read V(s) in reward units, keep them."""
+
 
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import differing_parameters, make_endless_env, make_text_env
+from conftest import UNSCALED, differing_parameters, make_endless_env, make_text_env
 
 import pgrad
 from pgrad.envs import LINEWALK_ID, LineWalkEnv
@@ -88,7 +88,7 @@ def test_time_limit_is_bootstrapped_to_the_infinite_horizon_value(batch) -> None
     """
     gamma = 0.9
     agent = pgrad.Reinforce(make_endless_env, gamma=gamma, num_envs=8, batch_episodes=8,
-                            hidden_sizes=(16,), seed=0, **batch)
+                            hidden_sizes=(16,), seed=0, **UNSCALED, **batch)
     agent.learn(20_000, tensorboard=False)
     with torch.no_grad():
         value = agent.policy.value(np.ones((1, 1), dtype=np.float32)).item()
@@ -102,7 +102,7 @@ def test_time_limit_as_part_of_the_task_is_not_bootstrapped() -> None:
     """With bootstrap_truncated=False the cut ends the episode: V(s) → the mean truncated
     return ≈ 6.05 instead of 1/(1−γ) = 10."""
     agent = pgrad.Reinforce(make_endless_env, gamma=0.9, num_envs=8, batch_episodes=8,
-                            hidden_sizes=(16,), seed=0, bootstrap_truncated=False)
+                            hidden_sizes=(16,), seed=0, bootstrap_truncated=False, **UNSCALED)
     agent.learn(20_000, tensorboard=False)
     with torch.no_grad():
         value = agent.policy.value(np.ones((1, 1), dtype=np.float32)).item()

@@ -92,8 +92,8 @@ def test_unknown_env_subprocess_fails_in_one_line() -> None:
 # ---------------------------------------------------------------- train (in-process)
 def test_train_writes_config_and_reports(run_dir: Path) -> None:
     config = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
-    assert config == Config(env_id=LINEWALK_ID, num_envs=8, batch_episodes=8,
-                            hidden_sizes=(16, 16), seed=3, **preset(LINEWALK_ID))
+    assert config == Config(**{**preset(LINEWALK_ID), "env_id": LINEWALK_ID, "num_envs": 8,
+                               "batch_episodes": 8, "hidden_sizes": (16, 16), "seed": 3})
     assert config.bootstrap_truncated is False  # LineWalk's preset
     assert (run_dir / "model.safetensors").is_file()
 
@@ -289,7 +289,9 @@ def test_preset_line_names_what_the_preset_changed(tmp_path: Path, capsys) -> No
     assert first.startswith(f"pgrad: applying the {LINEWALK_ID} preset")
     assert "bootstrap_truncated=false" in first
     assert main([*args, "--out", str(tmp_path / "b"), "--bootstrap-truncated"]) == 0
-    assert "changes nothing here" in capsys.readouterr().out.splitlines()[0]
+    second = capsys.readouterr().out.splitlines()[0]
+    assert second.startswith(f"pgrad: applying the {LINEWALK_ID} preset")
+    assert "bootstrap_truncated" not in second and "learning_rate=0.01" in second
     assert main(["train", "CartPole-v9", "--total-timesteps", "1"]) == 2  # no preset, no line
     assert "preset" not in capsys.readouterr().out
 
@@ -297,9 +299,12 @@ def test_preset_line_names_what_the_preset_changed(tmp_path: Path, capsys) -> No
 def test_preset_line_is_none_without_a_preset() -> None:
     from pgrad.tools.cli import preset_line
 
-    assert preset_line("CartPole-v1", {}) is None
-    line = preset_line("Pendulum-v1", {"learning_rate": 0.1})
-    assert line is not None and "num_envs=16" in line and "learning_rate" not in line
+    assert preset_line("MountainCar-v0", {}) is None
+    assert preset_line("Acrobot-v1", {}) is None  # its preset is the defaults
+    line = preset_line("CartPole-v1", {"learning_rate": 0.1})
+    assert line is not None and "num_envs=64" in line and "learning_rate" not in line
+    nothing = preset_line("Pendulum-v1", {"gae_lambda": 0.9})
+    assert nothing is not None and "changes nothing here" in nothing
 
 
 def test_a_budget_smaller_than_a_batch_says_so(tmp_path: Path, capsys) -> None:

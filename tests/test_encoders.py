@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import UNSCALED
 from torch import nn
 
 import pgrad
@@ -124,8 +125,8 @@ def test_cnn_policy_learns_a_tiny_image_task() -> None:
     """100 updates of 16 one-step episodes (about 2 s); the untrained policy is right on
     about half of the 100 states."""
     agent = pgrad.Reinforce(BrightPixelBandit, seed=0, num_envs=16, batch_episodes=16,
-                            hidden_sizes=(32,), learning_rate=1e-2, value_net="shared",
-                            diagnostics_every=0, vectorization="sync")
+                            hidden_sizes=(32,), value_net="shared", diagnostics_every=0,
+                            vectorization="sync", **UNSCALED)
     assert isinstance(agent.policy.encoder, ImageEncoder) and convolutions(agent.policy)
     agent.learn(16 * 100, tensorboard=False)
     assert agent.num_updates == 100

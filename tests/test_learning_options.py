@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import differing_parameters, make_endless_env
+from conftest import UNSCALED, differing_parameters, make_endless_env
 
 import pgrad
 from pgrad.callbacks import BEST_FILE, BEST_RECORD, EvalCallback
@@ -117,7 +117,7 @@ def test_linear_schedule_halves_the_rate_at_half_the_budget() -> None:
     6th update starts at step 50 of 100."""
     agent = pgrad.Reinforce(lambda: make_endless_env(1000), seed=0, n_steps=5, num_envs=2,
                             hidden_sizes=(8,), lr_schedule="linear", grad_clip="separate",
-                            vf_lr=2e-3, diagnostics_every=0)
+                            learning_rate=1e-2, vf_lr=2e-3, diagnostics_every=0)
     seen: list[tuple[int, float, float]] = []
 
     def record(a: pgrad.Reinforce, metrics: dict[str, float]) -> None:

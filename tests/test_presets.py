@@ -7,10 +7,37 @@ from pgrad.config import Config
 from pgrad.envs import LINEWALK_ID
 from pgrad.presets import PRESETS, preset
 
+_KEYS = ("num_envs", "batch_episodes", "n_steps", "normalize_obs", "scale_rewards",
+         "value_steps", "learning_rate", "grad_clip", "gae_lambda")
+_LARGE = (64, 64, None, False, False, 1, 1e-2, "separate", 1.0)
+_FITTED = (16, 16, None, True, True, 10, 3e-3, "joint", 1.0)
+MEASURED: dict[str, tuple] = {
+    "CartPole-v1": _LARGE,
+    "Acrobot-v1": _FITTED,
+    "pgrad/LineWalk-v0": _LARGE,
+    "LunarLander-v3": _LARGE,
+    "Pendulum-v1": (*_FITTED[:-1], 0.95),
+    "InvertedPendulum-v5": (16, 16, None, False, False, 1, 1e-2, "joint", 1.0),
+    "HalfCheetah-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 1.0),
+    "Walker2d-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 1.0),
+    "Hopper-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 0.95),
+    "MinAtar/Breakout-v1": (16, 16, 32, False, False, 1, 1e-3, "joint", 1.0),
+    "ALE/Pong-v5": (8, 16, 128, False, False, 1, 2.5e-4, "separate", 1.0),
+    "MountainCar-v0": _FITTED,  # no preset: the defaults
+}
+"""The settings each env's runs in the benchmarks were measured with (docs/presets.md):
+a change of the Config defaults must leave them as they are."""
+
 
 def test_every_preset_is_a_valid_config() -> None:
     for env_id, settings in PRESETS.items():
         Config(env_id=env_id, **settings)
+
+
+def test_every_preset_resolves_to_the_settings_it_was_measured_with() -> None:
+    for env_id, want in MEASURED.items():
+        config = Config(env_id=env_id, **preset(env_id))
+        assert tuple(getattr(config, key) for key in _KEYS) == want, env_id
 
 
 def test_linewalk_preset_ends_episodes_at_the_time_limit() -> None:

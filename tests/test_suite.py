@@ -44,11 +44,12 @@ def test_thresholds_per_row() -> None:
     assert not suite.reaches(999.0, "InvertedPendulum-v5", "preset")
 
 
-def _fake_run(out: Path, row: str, seed: int, final: float) -> None:
+def _fake_run(out: Path, row: str, seed: int, final: float,
+              env_id: str = "CartPole-v1") -> None:
     record = {
-        "env_id": "CartPole-v1", "row": row, "seed": seed, "budget": 1000, "eval_every": 500,
+        "env_id": env_id, "row": row, "seed": seed, "budget": 1000, "eval_every": 500,
         "eval_episodes": 5, "final_episodes": 20, "jobs": 1,
-        "row_command": f"python benchmarks/suite.py CartPole-v1 --rows {row}",
+        "row_command": f"python benchmarks/suite.py {env_id} --rows {row}",
         "info": {"date_utc": "2026-01-01 00:00:00 UTC", "cpu": "cpu", "cores": 2,
                  "ram_gib": 1.0, "os": "os", "python": "3", "torch": "t", "gymnasium": "g",
                  "numpy": "n", "pgrad": "p", "git": "abc"},
@@ -59,7 +60,7 @@ def _fake_run(out: Path, row: str, seed: int, final: float) -> None:
         "final_returns": [final] * 20, "final_mean": final, "final_std": 0.0,
         "settings": {}, "versions": {}, "wall_seconds": 3.0, "load_samples": [3.0, 3.0],
     }
-    path = suite.run_path(out, "CartPole-v1", row, seed)
+    path = suite.run_path(out, env_id, row, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
 
@@ -141,7 +142,7 @@ def test_runs_of_identical_settings_are_reused_not_rerun(
 
     def fake_execute(job: suite.Job) -> dict:
         ran.append((job.row, job.seed))
-        _fake_run(out, job.row, job.seed, 500.0)
+        _fake_run(out, job.row, job.seed, -80.0, env_id=job.env_id)
         record = json.loads(job.path.read_text())
         record.update(budget=job.budget, eval_every=job.eval_every,
                       eval_episodes=job.eval_episodes,
@@ -162,13 +163,14 @@ def test_runs_of_identical_settings_are_reused_not_rerun(
     monkeypatch.setattr(suite, "execute", fake_execute)
     monkeypatch.setattr(suite.cf, "ProcessPoolExecutor", Pool)
     monkeypatch.setattr(suite, "write_report", lambda out: out.with_suffix(".md"))
-    args = ["CartPole-v1", "--seeds", "2", "--budget", "1000", "--eval-every", "500",
+    args = ["Acrobot-v1", "--seeds", "2", "--budget", "1000", "--eval-every", "500",
             "--eval-episodes", "5", "--out", str(out)]
-    # CartPole's preset is empty and batches whole episodes: the three pgrad rows are one.
+    # Acrobot's preset is the defaults, with whole-episode batches and λ = 1: the three
+    # pgrad rows are one.
     assert suite.main([*args, "--rows", "preset,defaults,mc"]) == 0
     assert ran == [("preset", 0), ("preset", 1)]
     for row in ("defaults", "mc"):
-        copy = json.loads(suite.run_path(out, "CartPole-v1", row, 1).read_text())
+        copy = json.loads(suite.run_path(out, "Acrobot-v1", row, 1).read_text())
         assert copy["reused_from"] == "preset-seed1.json" and copy["row"] == row
     assert suite.main([*args, "--rows", "defaults", "--force"]) == 0
     assert ran[2:] == [("defaults", 0), ("defaults", 1)]
