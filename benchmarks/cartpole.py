@@ -404,15 +404,15 @@ def _targets(res: dict[str, Any]) -> list[list[str]]:
     s = res["variants"][VARIANTS[0].name].get("summary")
     if s:
         sec = s["seconds"]["median"] if s["seconds"] else None
-        row("defaults (whole episodes = Monte-Carlo): every seed solves", s["solved"],
+        row("CartPole's preset (whole episodes = Monte-Carlo): every seed solves", s["solved"],
             f"{s['solved']}/{s['seeds']}", s["solved"] == s["seeds"])
-        row("defaults: median seconds to solve ≤ 2 (≤ 4 for Monte-Carlo)", sec,
+        row("CartPole's preset: median seconds to solve ≤ 2 (≤ 4 for Monte-Carlo)", sec,
             f"{_n(sec, 2)} s", sec is not None and sec <= 2)
     sps = next((t["steps_per_s"] for t in res.get("throughput", [])
                 if t["num_envs"] == 256), None)
     row("≥ 200,000 steps/s at 256 envs", sps, f"{_n(sps)} steps/s", (sps or 0) >= 200_000)
     configs = res.get("limit", {}).get("configs", {})
-    for name, label in [("whole_episodes", "whole-episode defaults (the target's measure)"),
+    for name, label in [("whole_episodes", "whole-episode batches (the target's measure)"),
                         ("fixed_steps", "fixed-step batches (every env step learned from)")]:
         c = configs.get(name, {})
         frac, cpu_frac = c.get("fraction"), c.get("cpu_fraction")
@@ -509,7 +509,7 @@ def render(res: dict[str, Any]) -> str:
                 f"episode, torch 1 thread, a {t['budget_seconds']:.0f} s budget.", "",
                 _table(["env steps", "seconds", "steps/s", "episodes",
                         "last-100 return", "pgrad 256 envs ÷ tutorial",
-                        "pgrad defaults (b) ÷ tutorial"],
+                        "pgrad, CartPole's preset (b) ÷ tutorial"],
                        [[_n(t["env_steps"]), _n(t["seconds"], 2), _n(t["steps_per_s"]),
                          t["episodes"], _n(t["last100_return_mean"], 1),
                          f"{_n(t.get('ratio_256'), 1)}×", f"{_n(t.get('ratio_default'), 1)}×"]])]
@@ -541,7 +541,7 @@ def render(res: dict[str, Any]) -> str:
                 f"*pgrad*: valid (learned-from) steps per second of `learn` at "
                 f"{lim['num_envs']} envs, for two kinds of batch (`benchmarks/limits.py`, "
                 "`batch_configs`). *Whole episodes* "
-                "are the defaults, issue 14's measure: finished envs idle until the batch's "
+                "are CartPole's preset, issue 14's measure: finished envs idle until the batch's "
                 "longest episode ends, so only the *valid share* of the env steps is learned "
                 "from (unbiased whole episodes, by design). *Fixed steps* learn from every env "
                 "step but Gymnasium's reset steps, in batches the ceiling's update size. The "

@@ -188,7 +188,7 @@ def render(res: dict[str, Any]) -> list[str]:
         "clip_range=lin_0.2)` (rl-baselines3-zoo).", "",
         "| | solved | median steps | median process s | median training s |",
         "|---|---|---|---|---|",
-        f"| pgrad defaults | {solved_p}/{len(res['pgrad'])} | "
+        f"| pgrad (`pgrad train`, CartPole's preset) | {solved_p}/{len(res['pgrad'])} | "
         f"{n(res['pgrad_median_steps'], 0)} | {n(res['pgrad_median_process_seconds'])} | "
         f"{n(res['pgrad_median_train_seconds'])} |",
         f"| SB3 PPO (rl-zoo) | {solved_s}/{len(res['sb3'])} | {n(res['sb3_median_steps'], 0)} | "

@@ -19,8 +19,8 @@ MEASURED: dict[str, tuple] = {
     "Pendulum-v1": (*_FITTED[:-1], 0.95),
     "InvertedPendulum-v5": (16, 16, None, False, False, 1, 1e-2, "joint", 1.0),
     "HalfCheetah-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 1.0),
-    "Walker2d-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 1.0),
-    "Hopper-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 0.95),
+    "Walker2d-v5": _FITTED,
+    "Hopper-v5": _FITTED,
     "MinAtar/Breakout-v1": (16, 16, 32, False, False, 1, 1e-3, "joint", 1.0),
     "ALE/Pong-v5": (8, 16, 128, False, False, 1, 2.5e-4, "separate", 1.0),
     "MountainCar-v0": _FITTED,  # no preset: the defaults
