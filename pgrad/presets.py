@@ -68,10 +68,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                             "grad_clip": "joint"},
     # Observations of very different scales and rewards in the hundreds: normalised
     # observations and scaled rewards, as the defaults, but one value step per batch at
-    # Adam's 1e-2 (median 1264 over 5 seeds, the defaults 1014).
+    # Adam's 1e-2, which ended higher than the defaults (docs/presets.md).
     "HalfCheetah-v5": {"value_steps": 1, "learning_rate": 1e-2},
-    # The defaults: over 5 seeds they end higher than HalfCheetah's settings (Hopper median
-    # 1168 against 984 with λ = 0.95; Walker2d 808 against 590).
+    # The defaults: they end higher than HalfCheetah's settings (on Hopper also than those
+    # with GAE(λ = 0.95) advantages) on the same seeds (docs/presets.md).
     "Hopper-v5": {},
     "Walker2d-v5": {},
     # Only a fitted baseline on normalised observations and scaled rewards (the defaults)
@@ -79,8 +79,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # GAE(λ = 0.95) advantages (an actor-critic estimator) learn far sooner than Monte-Carlo
     # ones, which leave half the seeds short of -250 at 1M steps; γ = 0.9 did not help.
     "Pendulum-v1": {"gae_lambda": 0.95},
-    # Large batches at Adam's 1e-2 land more seeds than the defaults (Pendulum's settings)
-    # did, and a linear learning-rate decay hurts them.
+    # Large batches at Adam's 1e-2 land more seeds than the defaults, and than every other
+    # candidate tried (docs/presets.md, "LunarLander: what bounds it").
     "LunarLander-v3": _LARGE_BATCHES,
     "MinAtar/Breakout-v1": _MINATAR,
 }
