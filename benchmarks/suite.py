@@ -262,11 +262,16 @@ def iqm_ci(finals: np.ndarray) -> tuple[float, float, float]:
     iqm = float(metrics.aggregate_iqm(finals))
     if finals.size < 2:
         return iqm, math.nan, math.nan
-    with warnings.catch_warnings():  # arch 7 warns that random_state is deprecated
-        warnings.simplefilter("ignore", FutureWarning)
-        _, cis = library.get_interval_estimates(
-            {"row": finals.reshape(-1, 1)}, lambda x: np.array([metrics.aggregate_iqm(x)]),
-            reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(0))
+    saved = np.random.get_state()  # rliable resamples with NumPy's global generator
+    np.random.seed(0)
+    try:
+        with warnings.catch_warnings():  # arch 7 warns that random_state is deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            _, cis = library.get_interval_estimates(
+                {"row": finals.reshape(-1, 1)}, lambda x: np.array([metrics.aggregate_iqm(x)]),
+                reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(0))
+    finally:
+        np.random.set_state(saved)
     return iqm, float(cis["row"][0, 0]), float(cis["row"][1, 0])
 
 
@@ -392,6 +397,10 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
             lines += ["", f"{ROW_LABELS[row]}: {len(reused)} of its {len(rs)} runs resolve to "
                       f"the same Config (seed, budget and evaluations) as runs already made "
                       f"({', '.join(sources)}), so they are reused, not rerun."]
+            replaced = sum(not _source_holds(here, r) for r in reused)
+            if replaced:
+                lines[-1] += (f" {replaced} of those files have since been replaced by other "
+                              f"runs; the copies here keep the runs that were reused.")
     lines += ["", f"![{env_id} learning curves]({png.relative_to(out.parent)})", ""]
     crashed = [r for r in runs if "error" in r]
     for r in crashed:
@@ -399,6 +408,15 @@ def env_section(env_id: str, runs: list[dict[str, Any]], out: Path) -> tuple[str
     if crashed:
         lines.append("")
     return "\n".join(lines), summary
+
+
+def _source_holds(here: Path, run: dict[str, Any]) -> bool:
+    """Whether the file a reused run was copied from still holds that run."""
+    try:
+        source = json.loads((here / run["reused_from"]).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return source.get("final_returns") == run.get("final_returns")
 
 
 def _source(here: Path, reused_from: str) -> str:

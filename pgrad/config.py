@@ -51,8 +51,8 @@ class FieldKind:
 
     ``base`` is the annotation without ``| None``; ``optional`` is whether None is allowed.
     Texts parse as: ``none`` (optional fields); ``true/false/yes/no/on/off/1/0`` (bool);
-    ``32x32``, ``32,32`` or ``32 32`` (``tuple[int, ...]``); ``a,b`` or ``a b``
-    (``tuple[str, ...]``); ``key=value`` items or a JSON object (``dict[str, Any]``, each
+    ``32x32``, ``32,32``, ``32 32`` or ``[32, 32]`` (``tuple[int, ...]``); ``a,b``, ``a b``
+    or ``[a, b]`` (``tuple[str, ...]``); ``key=value`` items or a JSON object (``dict[str, Any]``, each
     value read as JSON where it parses, else kept as a string).
     """
 
@@ -77,6 +77,9 @@ class FieldKind:
         text = text.strip()
         if self.optional and text.lower() == "none":
             return None
+        if self.is_sequence and self.base != "dict[str, Any]" and len(text) >= 2 \
+                and text[0] + text[-1] in ("[]", "()"):
+            text = text[1:-1].strip()  # a Python or JSON list, as a user may write it
         if self.base == "tuple[int, ...]":
             return self.parse_words(re.split(r"[x, ]+", text) if text else [])
         if self.base == "tuple[str, ...]":

@@ -158,8 +158,8 @@ def _linear_layer_gradients(policy: nn.Module, x: Tensor, actions: Tensor, weigh
         inputs = calls[module][0][0].detach()
         out_dim, in_dim = module.weight.shape
         # Â_t δ_t for every weighting, [B, W·O], and x_t with a 1 for the bias, [B, I + 1].
-        weighted = (weights.unsqueeze(2) * delta.unsqueeze(0)).transpose(0, 1)
-        weighted = weighted.reshape(rows, num_weightings * out_dim)
+        weighted = (weights.T.unsqueeze(2) * delta.unsqueeze(1)).reshape(
+            rows, num_weightings * out_dim)
         augmented = torch.cat([inputs, inputs.new_ones(rows, 1)], dim=1)
         blocks = torch.stack([weighted[a:b].T @ augmented[a:b]
                               for a, b in zip(bounds[:-1], bounds[1:], strict=True)])

@@ -177,6 +177,11 @@ def test_distinct_settings_get_distinct_directories() -> None:
 def test_commas_inside_values_belong_to_the_value() -> None:
     assert parse_overrides("hidden_sizes=32,32, baseline=false") == {
         "hidden_sizes": (32, 32), "baseline": False}
+    assert parse_overrides("hidden_sizes=[128, 128], baseline=false") == {
+        "hidden_sizes": (128, 128), "baseline": False}
+    assert parse_overrides("hidden_sizes=(16,)") == {"hidden_sizes": (16,)}
+    with pytest.raises(PgradError, match="hidden_sizes"):
+        parse_overrides("hidden_sizes=[128, 128")
     with pytest.raises(PgradError, match="twice"):
         parse_overrides("lr=0.1,lr=0.2")
 

@@ -174,3 +174,28 @@ def test_runs_of_identical_settings_are_reused_not_rerun(
         assert copy["reused_from"] == "preset-seed1.json" and copy["row"] == row
     assert suite.main([*args, "--rows", "defaults", "--force"]) == 0
     assert ran[2:] == [("defaults", 0), ("defaults", 1)]
+
+
+def test_the_bootstrap_interval_is_the_same_whatever_numpy_s_global_state() -> None:
+    pytest.importorskip("rliable")
+    import numpy as np
+
+    finals = np.array([-80.0, -76.0, -90.0, -87.0, -97.0, -92.0, -85.0, -87.0, -80.0, -78.0])
+    np.random.seed(1)
+    first = suite.iqm_ci(finals)
+    np.random.seed(2)
+    expected_next = np.random.random()
+    np.random.seed(2)
+    second = suite.iqm_ci(finals)
+    assert first == second and first[1] < first[0] < first[2]
+    assert np.random.random() == expected_next  # the caller's generator is left as it was
+
+
+def test_a_reused_run_knows_whether_its_source_still_holds_it(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "defaults", 0, 200.0)
+    here = suite.run_path(tmp_path, "CartPole-v1", "defaults", 0).parent
+    copy = {"reused_from": "defaults-seed0.json", "final_returns": [200.0] * 20}
+    assert suite._source_holds(here, copy)
+    _fake_run(tmp_path, "defaults", 0, 130.0)  # the source rerun with other settings
+    assert not suite._source_holds(here, copy)
+    assert not suite._source_holds(here, {**copy, "reused_from": "missing-seed0.json"})
