@@ -517,7 +517,8 @@ def render(res: dict[str, Any]) -> str:
         lim = res["limit"]
         out += ["", "## (e) This machine's throughput ceiling", "",
                 f"µs per sample, torch {lim['threads']} thread, pgrad's default policy "
-                f"(`make_policy(..., **cartpole_config().policy_kwargs)`: hidden {lim['hidden_sizes']}, "
+                f"(`make_policy(..., **cartpole_config().policy_kwargs)`: "
+                f"hidden {lim['hidden_sizes']}, "
                 f"value net {lim['value_net']!r}, {lim['parameters']:,} parameters). "
                 f"env: native vector CartPole step at {lim['num_envs']} envs; act: "
                 f"`policy.to_env(policy.sample(obs))` under inference_mode at batch "

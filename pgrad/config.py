@@ -52,8 +52,8 @@ class FieldKind:
     ``base`` is the annotation without ``| None``; ``optional`` is whether None is allowed.
     Texts parse as: ``none`` (optional fields); ``true/false/yes/no/on/off/1/0`` (bool);
     ``32x32``, ``32,32``, ``32 32`` or ``[32, 32]`` (``tuple[int, ...]``); ``a,b``, ``a b``
-    or ``[a, b]`` (``tuple[str, ...]``); ``key=value`` items or a JSON object (``dict[str, Any]``, each
-    value read as JSON where it parses, else kept as a string).
+    or ``[a, b]`` (``tuple[str, ...]``); ``key=value`` items or a JSON object
+    (``dict[str, Any]``, each value read as JSON where it parses, else kept as a string).
     """
 
     annotation: str

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import UNSCALED, differing_parameters, make_endless_env
+from conftest import differing_parameters, make_endless_env
 
 import pgrad
 from pgrad.callbacks import BEST_FILE, BEST_RECORD, EvalCallback
