@@ -58,6 +58,7 @@ from pgrad.policies import Policy, make_policy
 from pgrad.presets import preset
 from pgrad.returns import discounted_returns, lambda_returns
 from pgrad.rollout import Batch, Collector
+from pgrad.threads import torch_threads
 from pgrad.trainer import TrainResult, train
 
 if TYPE_CHECKING:
@@ -124,8 +125,9 @@ class Reinforce:
             _spaces = _probe_spaces(env, config)
         self.observation_space, self.action_space = _spaces
         # The agent's randomness is its own: weights drawn from the seed without touching
-        # torch's global stream, actions from a generator of its own.
-        with torch.random.fork_rng(devices=[]):
+        # torch's global stream, actions from a generator of its own; under the config's
+        # thread count, which the orthogonal initialisation's last bits depend on.
+        with torch_threads(config.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.policy: Policy = make_policy(
                 self.observation_space, self.action_space, **config.policy_kwargs

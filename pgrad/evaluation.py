@@ -13,6 +13,7 @@ from pgrad.envs import EnvSource, check_spaces, make_vec_env
 from pgrad.errors import PgradError
 from pgrad.policies import Policy
 from pgrad.rollout import EpisodeTracker
+from pgrad.threads import torch_threads
 
 Reinforce = Any
 """A :class:`pgrad.Reinforce` (typed loosely: the agent imports this module)."""
@@ -75,15 +76,12 @@ def evaluate(agent: Reinforce, env: EnvSource | None = None, episodes: int = 10,
         if render_mode == "human":  # one window: one env, stepped in this process
             num_envs, vectorization = 1, "sync"
     envs = make_vec_env(source, min(num_envs, episodes), vectorization, **kwargs)
-    previous = torch.get_num_threads()
     try:
         check_spaces(envs, agent.observation_space, agent.action_space)
-        if threads is not None:
-            torch.set_num_threads(threads)
-        return play_episodes(agent.policy, envs, episodes, deterministic=deterministic,
-                             seed=seed)
+        with torch_threads(threads):
+            return play_episodes(agent.policy, envs, episodes, deterministic=deterministic,
+                                 seed=seed)
     finally:
-        torch.set_num_threads(previous)
         envs.close()
 
 

@@ -35,6 +35,7 @@ from pgrad.checkpoint import MODEL_FILE
 from pgrad.constants import STOP_ON
 from pgrad.errors import PgradError
 from pgrad.logger import Logger
+from pgrad.threads import torch_threads
 
 if TYPE_CHECKING:
     from pgrad.config import Config
@@ -145,21 +146,9 @@ def train(agent: Learner, total_timesteps: int, *, stop_return: float | None = N
         raise PgradError(f"stop_on must be one of {', '.join(STOP_ON)}, got {stop_on!r}")
     if not agent.world.is_main:  # data-parallel: rank 0 alone logs and writes files
         run_dir, progress_bar = None, False
-    with _torch_threads(agent.config.threads), _deferred_signals() as signals:
+    with torch_threads(agent.config.threads), _deferred_signals() as signals:
         return _train(agent, total_timesteps, stop_return, run_dir, progress_bar, tensorboard,
                       save_every, signals, as_callback(callback), stop_on)
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` torch CPU threads inside the block, then restore the previous count."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class _Signals:

@@ -47,6 +47,21 @@ def test_agents_built_together_train_identically() -> None:
     assert differing_parameters(a.policy, b.policy) == []
 
 
+def test_the_weights_do_not_depend_on_the_callers_torch_threads() -> None:
+    """The orthogonal initialisation's QR rounds differently with 1 and 2 threads: an
+    agent is built under its config's thread count, and leaves the caller's as it was."""
+    before = torch.get_num_threads()
+    built = []
+    try:
+        for caller in (1, 2):
+            torch.set_num_threads(caller)
+            built.append(pgrad.Reinforce("CartPole-v1", seed=1, hidden_sizes=(256, 256)))
+            assert torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)
+    assert differing_parameters(built[0].policy, built[1].policy) == []
+
+
 def test_agent_leaves_the_global_torch_stream_alone() -> None:
     torch.manual_seed(123)
     state = torch.get_rng_state()
