@@ -77,8 +77,7 @@ class FieldKind:
         text = text.strip()
         if self.optional and text.lower() == "none":
             return None
-        if self.is_sequence and self.base != "dict[str, Any]" and len(text) >= 2 \
-                and text[0] + text[-1] in ("[]", "()"):
+        if self.base.startswith("tuple") and text[:1] + text[-1:] in ("[]", "()"):
             text = text[1:-1].strip()  # a Python or JSON list, as a user may write it
         if self.base == "tuple[int, ...]":
             return self.parse_words(re.split(r"[x, ]+", text) if text else [])
