@@ -9,7 +9,7 @@ touch the ground at the end, and the actions of its last 100 steps. Written to
 
     python benchmarks/lunarlander_episodes.py --seeds 1 3 6 --steps 2000000
 
-The suite's failing LunarLander seeds end near +100 to +170: this shows why.
+It shows how the suite's failing LunarLander seeds end (rocking on one leg, crashing, hovering).
 """
 
 from __future__ import annotations
