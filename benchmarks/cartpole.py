@@ -93,10 +93,10 @@ class Budget:
     profile_steps: int
     ceiling_repeats: int = 3
     """Rounds of (e): the ceiling, then pgrad at 256 envs, under the same load."""
-    pgrad_processes: int = 5
+    pgrad_processes: int = 10
     """Seeds of the whole-process comparison with SB3 (g), pgrad's side."""
-    sb3_processes: int = 3
-    """Seeds of (g), SB3's side (each run takes about a minute on 2 cores)."""
+    sb3_processes: int = 5
+    """Seeds of (g), SB3's side (each run takes 15-60 s on a 2-core VM, by its load)."""
 
 
 FULL = Budget(seeds=10, throughput_steps={1: 30_000, 16: 350_000, 256: 1_000_000},

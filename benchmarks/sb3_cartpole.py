@@ -13,7 +13,9 @@ episode). Both run with one torch thread (``OMP_NUM_THREADS=1`` and
 ``torch.set_num_threads(1)``: SB3's fastest setting on 2 cores, pgrad's default).
 
 * **whole process**: wall time of the subprocess, from start to exit: interpreter, imports,
-  env, training, writing the model.
+  env, training, writing the model. pgrad's bytecode is compiled first, as SB3's was when
+  pip installed it (a checkout's modules are otherwise compiled on their first import, or
+  in every process where ``PYTHONDONTWRITEBYTECODE`` is set).
 * **training only**: time inside training — pgrad's ``time/elapsed`` of its last
   ``progress.csv`` row, SB3's ``model.learn`` timed in the worker.
 
@@ -27,6 +29,7 @@ that has not met the rule by then counts as unsolved).
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import json
 import os
@@ -138,6 +141,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
 
 def side_by_side(pgrad_seeds: int, sb3_seeds: int, log: Any = print) -> dict[str, Any]:
     """Run both, seeds interleaved (so that load changes hit both); medians and ratios."""
+    if not compileall.compile_dir(str(ROOT / "pgrad"), quiet=1):
+        raise RuntimeError(f"could not compile {ROOT / 'pgrad'}")
     pgrad_runs: list[dict[str, Any]] = []
     sb3_runs: list[dict[str, Any]] = []
     for seed in range(max(pgrad_seeds, sb3_seeds)):
@@ -182,7 +187,8 @@ def render(res: dict[str, Any]) -> list[str]:
         f"zoo's {res['sb3_budget']:,} steps). One torch thread each (`OMP_NUM_THREADS=1`). "
         "Each run is a fresh process; *process* is its wall time from start to exit "
         "(imports, env, training, writing the model), *training* the time inside training "
-        "(pgrad's last `time/elapsed`, SB3's `model.learn`). Seeds interleaved. SB3: "
+        "(pgrad's last `time/elapsed`, SB3's `model.learn`). Seeds interleaved. Both read "
+        "compiled bytecode (pgrad's is compiled before the runs; pip compiled SB3's). SB3: "
         "`PPO(\"MlpPolicy\", make_vec_env(\"CartPole-v1\", 8), n_steps=32, batch_size=256, "
         "gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate=lin_1e-3, "
         "clip_range=lin_0.2)` (rl-baselines3-zoo).", "",

@@ -10,17 +10,23 @@
   (``pgrad.optim``, which does not import ``torch._dynamo`` as ``torch.optim`` does), the
   TensorBoard writer (import + first event file), and the first batch and update;
 * ``pgrad eval`` of a saved CartPole model (one episode) as a whole process;
+* what the interpreter's exit costs after ``import torch``: ``python -c "import torch"``
+  against the same process ending with ``gc.freeze()``, as the ``pgrad`` command does;
 * for reference, what importing ``torch._dynamo`` costs (any ``torch.optim`` optimizer's
   first use and ``torch.func`` import it), in a process that already imported torch.
 
 It writes ``benchmarks/results/startup.md`` (with ``--write``) with the machine, versions,
 date and load average; ``--before CHECKOUT`` adds a column timing the whole commands with
 pgrad imported from another checkout (``python benchmarks/startup.py --before ../main``).
+Each checkout's bytecode is compiled first, as pip does when it installs a package and
+Python on a module's first import (unless ``PYTHONDONTWRITEBYTECODE`` is set, as it is on
+some CI machines: then every process compiles pgrad's source again).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -70,6 +76,19 @@ def timed(command: list[str], tree: str | None = None) -> float:
     return time.perf_counter() - start
 
 
+EXIT = {
+    "python -c 'import torch'": "import torch",
+    "python -c 'import torch' ending with gc.freeze() (as pgrad does)":
+        "import torch, gc; gc.freeze()",
+}
+
+
+def compile_bytecode(tree: str | Path) -> None:
+    """Write the ``__pycache__`` of ``tree``'s pgrad package (what an installed package has)."""
+    if not compileall.compile_dir(str(Path(tree) / "pgrad"), quiet=1):
+        raise SystemExit(f"could not compile {tree}/pgrad")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -91,6 +110,7 @@ def main() -> None:
         whole: dict[str, dict[str, float]] = {}
         trees = {"now": None, **({"before": args.before} if args.before else {})}
         for column, tree in trees.items():
+            compile_bytecode(tree or ROOT)
             for name, command in wholes.items():
                 whole.setdefault(name, {})[column] = statistics.median(
                     timed(command, tree) for _ in range(args.repeats))
@@ -102,6 +122,8 @@ def main() -> None:
             whole.setdefault("pgrad eval MODEL --episodes 1", {})[column] = statistics.median(
                 timed([py, "-m", "pgrad", "eval", model, "--episodes", "1"], tree)
                 for _ in range(args.repeats))
+        exits = {name: statistics.median(timed([py, "-c", code]) for _ in range(args.repeats))
+                 for name, code in EXIT.items()}
         phases: dict[str, list[float]] = {}
         dynamo = []
         for _ in range(args.repeats):
@@ -112,8 +134,8 @@ def main() -> None:
             dynamo.append(imported)
             for name, seconds in marks:
                 phases.setdefault(name, []).append(seconds)
-    report = _report(whole, {k: statistics.median(v) for k, v in phases.items()}, args.repeats,
-                     args.before, any(dynamo))
+    report = _report(whole, {k: statistics.median(v) for k, v in phases.items()}, exits,
+                     args.repeats, args.before, any(dynamo))
     print(report)
     if args.write:
         path = Path(__file__).parent / "results" / "startup.md"
@@ -121,8 +143,8 @@ def main() -> None:
         print(f"written to {path}")
 
 
-def _report(whole: dict[str, dict[str, float]], phases: dict[str, float], repeats: int,
-            before: str | None, dynamo: bool) -> str:
+def _report(whole: dict[str, dict[str, float]], phases: dict[str, float],
+            exits: dict[str, float], repeats: int, before: str | None, dynamo: bool) -> str:
     import gymnasium
     import torch
 
@@ -135,7 +157,9 @@ def _report(whole: dict[str, dict[str, float]], phases: dict[str, float], repeat
         f"{platform.python_version()}, torch {torch.__version__}, gymnasium "
         f"{gymnasium.__version__}; git commit {_commit()}; load average at the end {load} "
         f"(a shared machine: other jobs were running). Each figure is the median of "
-        f"{repeats} cold processes.",
+        f"{repeats} cold processes; pgrad's bytecode was compiled beforehand (`__pycache__`, "
+        f"as an installed package has it; PYTHONDONTWRITEBYTECODE is "
+        f"{'set' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'not set'} here).",
         "",
         "## Whole processes",
         "",
@@ -149,6 +173,12 @@ def _report(whole: dict[str, dict[str, float]], phases: dict[str, float], repeat
         "| phase | seconds |",
         "|---|---|",
         *[f"| {name} | {s:.2f} |" for name, s in phases.items()],
+        "",
+        "## The interpreter's exit",
+        "",
+        "| process | seconds |",
+        "|---|---|",
+        *[f"| `{name}` | {s:.2f} |" for name, s in exits.items()],
         "",
         "## Reading",
         "",
@@ -164,8 +194,29 @@ def _report(whole: dict[str, dict[str, float]], phases: dict[str, float], repeat
         "TensorBoard writer is imported only when a run writes TensorBoard files "
         "(`--no-tensorboard` skips it). pgrad does not patch torch.",
         "",
+        f"At exit the interpreter runs a full garbage collection over every object alive, "
+        f"most of them torch's: {_exit_cost(exits):.2f} s after `import torch` alone (the "
+        "exit table). The `pgrad` command (the console script and `python -m pgrad`) calls "
+        "`gc.freeze()` once the command is done, which takes those objects out of the "
+        "collector's reach; a program that calls `pgrad.tools.cli.main()` itself is left "
+        f"alone.{_before_sentence(whole, before)}",
+        "",
     ]
     return "\n".join(lines)
+
+
+def _before_sentence(whole: dict[str, dict[str, float]], before: str | None) -> str:
+    if before is None:
+        return ""
+    saved = [(name, cols["before"] - cols["now"]) for name, cols in whole.items()
+             if name.startswith(("pgrad train CartPole", "pgrad eval"))]
+    return (" Before − now, from the *before* column of the same run: "
+            + "; ".join(f"`{name}` {s:.2f} s" for name, s in saved) + ".")
+
+
+def _exit_cost(exits: dict[str, float]) -> float:
+    plain, frozen = exits.values()
+    return plain - frozen
 
 
 def _torch_share(phases: dict[str, float]) -> float:
@@ -174,7 +225,7 @@ def _torch_share(phases: dict[str, float]) -> float:
 
 
 def _commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+    proc = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                           text=True, check=False, cwd=Path(__file__).parent)
     return proc.stdout.strip() or "unknown"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import gc
 import io
 import json
 import subprocess
@@ -16,10 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import TEXT_ENV_ID, register_text_env
 
+import pgrad
 from pgrad.config import Config
 from pgrad.envs import LINEWALK_ID
 from pgrad.presets import preset
-from pgrad.tools.cli import main
+from pgrad.tools.cli import main, run
 
 TRAIN_FLAGS = ["--total-timesteps", "--stop-return", "--out", "--progress", "--no-progress",
                "--tensorboard", "--no-tensorboard", "--lr", "--resume", "--save-every"]
@@ -79,6 +81,30 @@ def test_train_subprocess_writes_the_run_directory(tmp_path: Path) -> None:
     assert {"step", "rollout/ep_return_mean", "train/loss_policy", "time/sps"} <= set(rows[0])
     assert int(rows[-1]["step"]) >= 3000
     assert json.loads((out / "config.json").read_text())["env_id"] == LINEWALK_ID
+    # The process exits after gc.freeze() (pgrad.tools.cli.run): what it wrote is whole.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out)).Reload()
+    logged = events.Scalars("rollout/ep_return_mean")
+    assert [e.step for e in logged] == [int(r["step"]) for r in rows]
+    assert [e.value for e in logged] == pytest.approx(
+        [float(r["rollout/ep_return_mean"]) for r in rows])
+    agent = pgrad.Reinforce.load(out / "model.safetensors")
+    assert agent.num_timesteps == int(rows[-1]["step"])
+
+
+def test_the_command_exits_with_mains_code_after_freezing_the_collector(
+        monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["pgrad", "train", "--lr", "-1"])
+    assert gc.get_freeze_count() == 0
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            run()
+        assert gc.get_freeze_count() > 0  # the exit skips the pass over these objects
+    finally:
+        gc.unfreeze()
+    assert exit_.value.code == 2
+    assert "learning_rate must be positive" in capsys.readouterr().err
 
 
 def test_unknown_env_subprocess_fails_in_one_line() -> None:
