@@ -107,23 +107,30 @@ def main() -> None:
         }
         train = [py, "-m", "pgrad", "train", "CartPole-v1", "--total-timesteps", "1",
                  "--no-progress"]
-        whole: dict[str, dict[str, float]] = {}
         trees = {"now": None, **({"before": args.before} if args.before else {})}
-        for column, tree in trees.items():
+        for tree in trees.values():
             compile_bytecode(tree or ROOT)
-            for name, command in wholes.items():
-                whole.setdefault(name, {})[column] = statistics.median(
-                    timed(command, tree) for _ in range(args.repeats))
-            runs = [timed([*train, "--out", str(Path(tmp) / f"{column}{k}")], tree)
-                    for k in range(args.repeats)]
-            whole.setdefault(" ".join(["pgrad", *train[3:]]), {})[column] = \
-                statistics.median(runs)
-            model = str(Path(tmp) / f"{column}0" / "model.safetensors")
-            whole.setdefault("pgrad eval MODEL --episodes 1", {})[column] = statistics.median(
-                timed([py, "-m", "pgrad", "eval", model, "--episodes", "1"], tree)
-                for _ in range(args.repeats))
-        exits = {name: statistics.median(timed([py, "-c", code]) for _ in range(args.repeats))
-                 for name, code in EXIT.items()}
+        train_name = " ".join(["pgrad", *train[3:]])
+        eval_name = "pgrad eval MODEL --episodes 1"
+        times: dict[str, dict[str, list[float]]] = {
+            name: {column: [] for column in trees} for name in [*wholes, train_name, eval_name]}
+        exit_times: dict[str, list[float]] = {name: [] for name in EXIT}
+        # Round by round, every command and checkout in turn, so that all columns meet the
+        # same machine: a shared VM's speed drifts over minutes.
+        for k in range(args.repeats):
+            for column, tree in trees.items():
+                for name, command in wholes.items():
+                    times[name][column].append(timed(command, tree))
+                run_dir = Path(tmp) / f"{column}{k}"
+                times[train_name][column].append(timed([*train, "--out", str(run_dir)], tree))
+                times[eval_name][column].append(timed(
+                    [py, "-m", "pgrad", "eval", str(run_dir / "model.safetensors"),
+                     "--episodes", "1"], tree))
+            for name, code in EXIT.items():
+                exit_times[name].append(timed([py, "-c", code]))
+        whole = {name: {column: statistics.median(v) for column, v in columns.items()}
+                 for name, columns in times.items()}
+        exits = {name: statistics.median(v) for name, v in exit_times.items()}
         phases: dict[str, list[float]] = {}
         dynamo = []
         for _ in range(args.repeats):
