@@ -91,7 +91,8 @@ def test_separate_clipping_keeps_the_policy_step_independent_of_the_value_loss()
 def test_separate_groups_hold_the_value_only_parameters_at_their_own_rate() -> None:
     agent = pgrad.Reinforce("CartPole-v1", grad_clip="separate", vf_lr=1e-3)
     policy_group, value_group = agent.optimizer.param_groups
-    assert (policy_group["lr"], value_group["lr"]) == (1e-2, 1e-3)
+    assert (policy_group["lr"], value_group["lr"]) == (agent.config.learning_rate, 1e-3)
+    assert agent.config.learning_rate != 1e-3
     value_ids = {id(p) for m in (agent.policy.value_backbone, agent.policy.value_head)
                  for p in m.parameters()}
     assert {id(p) for p in value_group["params"]} == value_ids

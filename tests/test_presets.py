@@ -8,21 +8,21 @@ from pgrad.envs import LINEWALK_ID
 from pgrad.presets import PRESETS, preset
 
 _KEYS = ("num_envs", "batch_episodes", "n_steps", "normalize_obs", "scale_rewards",
-         "value_steps", "learning_rate", "grad_clip", "gae_lambda")
-_LARGE = (64, 64, None, False, False, 1, 1e-2, "separate", 1.0)
-_FITTED = (16, 16, None, True, True, 10, 3e-3, "joint", 1.0)
+         "value_steps", "learning_rate", "grad_clip", "gae_lambda", "hidden_sizes")
+_LARGE = (64, 64, None, False, False, 1, 1e-2, "separate", 1.0, (64, 64))
+_FITTED = (16, 16, None, True, True, 10, 3e-3, "joint", 1.0, (64, 64))
 MEASURED: dict[str, tuple] = {
-    "CartPole-v1": _LARGE,
+    "CartPole-v1": (64, 64, None, False, False, 1, 2e-2, "separate", 1.0, (32, 32)),
     "Acrobot-v1": _FITTED,
     "pgrad/LineWalk-v0": _LARGE,
     "LunarLander-v3": _LARGE,
-    "Pendulum-v1": (*_FITTED[:-1], 0.95),
-    "InvertedPendulum-v5": (16, 16, None, False, False, 1, 1e-2, "joint", 1.0),
-    "HalfCheetah-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 1.0),
+    "Pendulum-v1": (*_FITTED[:-2], 0.95, (64, 64)),
+    "InvertedPendulum-v5": (16, 16, None, False, False, 1, 1e-2, "joint", 1.0, (64, 64)),
+    "HalfCheetah-v5": (16, 16, None, True, True, 1, 1e-2, "joint", 1.0, (64, 64)),
     "Walker2d-v5": _FITTED,
     "Hopper-v5": _FITTED,
-    "MinAtar/Breakout-v1": (16, 16, 32, False, False, 1, 1e-3, "joint", 1.0),
-    "ALE/Pong-v5": (8, 16, 128, False, False, 1, 2.5e-4, "separate", 1.0),
+    "MinAtar/Breakout-v1": (16, 16, 32, False, False, 1, 1e-3, "joint", 1.0, (64, 64)),
+    "ALE/Pong-v5": (8, 16, 128, False, False, 1, 2.5e-4, "separate", 1.0, (64, 64)),
     "MountainCar-v0": _FITTED,  # no preset: the defaults
 }
 """The settings each env's runs in the benchmarks were measured with (docs/presets.md):
