@@ -9,7 +9,9 @@ and, every ``--eval-every`` env steps, evaluates the policy deterministically fo
 ``--eval-episodes`` episodes on a separate vector env with its own seed; at the end of the
 budget a final deterministic evaluation of 20 episodes. Each run writes one JSON file under
 ``benchmarks/results/suite/<env>/<row>-seed<k>.json``; a run whose file exists is skipped
-(``--force`` reruns it), so the command is resumable and seeds can be added later. The report
+(``--force`` reruns it), so the command is resumable and seeds can be added later, unless
+the file's pgrad run resolved to other settings than its row does now (a preset changed):
+then it is rerun. The report
 ``benchmarks/results/suite.md`` and one learning-curve PNG per environment are regenerated
 from all JSON files present. ``--out DIR`` writes elsewhere (``DIR.md`` and ``DIR/``).
 
@@ -524,6 +526,20 @@ def _row_command(env_id: str, row: str, seeds: int, args: argparse.Namespace,
     return shlex.join(parts)
 
 
+def outdated(job: Job) -> bool:
+    """Whether the finished pgrad run at ``job.path`` resolved to another Config than the
+    job does now (a preset or a default changed since it ran): running the row replaces
+    it. A crashed run is not outdated (``--force`` reruns it)."""
+    if job.row not in ("preset", "defaults", "mc"):
+        return False
+    try:
+        run = json.loads(job.path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return "error" not in run and _config_of(run) != row_config(
+        job.row, job.env_id, job.seed, job.overrides)
+
+
 def find_same_run(job: Job, dirs: list[Path]) -> tuple[Path, dict[str, Any]] | None:
     """A finished run in ``dirs`` of the same env, seed, budget and evaluation schedule
     whose resolved Config equals the job's (pgrad rows only): rerunning it would repeat it.
@@ -639,11 +655,14 @@ def main(argv: list[str] | None = None) -> int:
                 command = _row_command(env_id, row, args.seeds, args, budget, eval_every)
                 for seed in range(args.seeds):
                     path = run_path(out, env_id, row, seed)
-                    if path.exists() and not args.force:
-                        continue
                     job = Job(env_id, row, seed, budget, eval_every, args.eval_episodes,
                               path, command, args.jobs,
                               overrides if row in ("preset", "defaults", "mc") else {})
+                    if path.exists() and not args.force:
+                        if not outdated(job):
+                            continue
+                        print(f"{env_id} {row} seed {seed}: {path.name} ran with other "
+                              "settings than the row has now: rerun", flush=True)
                     same = None if args.force else find_same_run(job, [out, *args.reuse_from])
                     if same is not None:
                         reuse(job, *same)

@@ -174,6 +174,21 @@ def test_runs_of_identical_settings_are_reused_not_rerun(
         assert copy["reused_from"] == "preset-seed1.json" and copy["row"] == row
     assert suite.main([*args, "--rows", "defaults", "--force"]) == 0
     assert ran[2:] == [("defaults", 0), ("defaults", 1)]
+    assert suite.main([*args, "--rows", "preset"]) == 0
+    assert ran[4:] == []  # finished, with the row's settings: skipped
+    # A preset that changed since a run: that run is replaced, the others stay.
+    record = json.loads(suite.run_path(out, "Acrobot-v1", "preset", 1).read_text())
+    record["settings"]["learning_rate"] = 0.5
+    suite.run_path(out, "Acrobot-v1", "preset", 1).write_text(json.dumps(record))
+    capsys.readouterr()
+    assert suite.main([*args, "--rows", "preset"]) == 0
+    assert "preset-seed1.json ran with other settings than the row has now" in \
+        capsys.readouterr().out
+    # Replaced by the identical defaults run (the same Config on Acrobot), not rerun.
+    assert ran[4:] == []
+    replaced = json.loads(suite.run_path(out, "Acrobot-v1", "preset", 1).read_text())
+    assert replaced["reused_from"] == "defaults-seed1.json"
+    assert replaced["settings"]["learning_rate"] != 0.5
 
 
 def test_the_bootstrap_interval_is_the_same_whatever_numpy_s_global_state() -> None:
