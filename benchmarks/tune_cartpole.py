@@ -70,6 +70,14 @@ GRID: tuple[Setting, ...] = (
     Setting("no-norm", "raw advantages", {"normalize_advantages": False}),
     Setting("no-baseline", "no value baseline (normalised returns)", {"baseline": False}),
     Setting("n-step", "n-step actor-critic, bootstrapped", {"n_steps": 16, "num_envs": 128}),
+    # Around CartPole's preset of 2026-12-03 (2×32 at 2e-2; docs/presets.md).
+    Setting("previous", "the preset until 2026-12-03: 2×64 at 1e-2",
+            {"hidden_sizes": (64, 64), "learning_rate": 1e-2}),
+    Setting("width-64", "2×64 at the preset's 2e-2", {"hidden_sizes": (64, 64)}),
+    Setting("lr-1e-2", "2×32 at 1e-2", {"learning_rate": 1e-2}),
+    Setting("lr-1.5e-2", "2×32 at 1.5e-2", {"learning_rate": 1.5e-2}),
+    Setting("lr-3e-2", "2×32 at 3e-2", {"learning_rate": 3e-2}),
+    Setting("width-16", "2×16 at 3e-2", {"hidden_sizes": (16, 16), "learning_rate": 3e-2}),
 )
 
 

@@ -53,8 +53,8 @@ _ATARI: dict[str, Any] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The large batches with a 32 × 32 network at Adam's 2e-2: solved in fewer steps and
-    # about half the time of 64 × 64 at 1e-2, and as steady after solving (docs/presets.md).
+    # The large batches with a 32 × 32 network at Adam's 2e-2: solved in fewer and cheaper
+    # steps than 64 × 64 at 1e-2, and as steady after solving (docs/presets.md).
     "CartPole-v1": {**_LARGE_BATCHES, "hidden_sizes": (32, 32), "learning_rate": 2e-2},
     # The defaults: 16 whole episodes per batch (episodes of up to 500 steps: 4× the
     # updates of 64) with a fitted baseline on normalised observations and scaled rewards:
