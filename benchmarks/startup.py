@@ -20,7 +20,7 @@ date and load average; ``--before CHECKOUT`` adds a column timing the whole comm
 pgrad imported from another checkout (``python benchmarks/startup.py --before ../main``).
 Each checkout's bytecode is compiled first, as pip does when it installs a package and
 Python on a module's first import (unless ``PYTHONDONTWRITEBYTECODE`` is set, as it is on
-some CI machines: then every process compiles pgrad's source again).
+the VMs these benchmarks ran on: then every process compiles pgrad's source again).
 """
 
 from __future__ import annotations
