@@ -29,7 +29,6 @@ that has not met the rule by then counts as unsolved).
 from __future__ import annotations
 
 import argparse
-import compileall
 import csv
 import json
 import os
@@ -40,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import startup
 
 ENV_ID = "CartPole-v1"
 SOLVE_RETURN = 475.0
@@ -141,8 +142,7 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
 
 def side_by_side(pgrad_seeds: int, sb3_seeds: int, log: Any = print) -> dict[str, Any]:
     """Run both, seeds interleaved (so that load changes hit both); medians and ratios."""
-    if not compileall.compile_dir(str(ROOT / "pgrad"), quiet=1):
-        raise RuntimeError(f"could not compile {ROOT / 'pgrad'}")
+    startup.compile_bytecode(ROOT)
     pgrad_runs: list[dict[str, Any]] = []
     sb3_runs: list[dict[str, Any]] = []
     for seed in range(max(pgrad_seeds, sb3_seeds)):
