@@ -171,7 +171,8 @@ def _report(whole: dict[str, dict[str, float]], phases: dict[str, float],
         "## Whole processes",
         "",
         *(["| command | seconds |", "|---|---|"] if before is None else
-          [f"| command | seconds | before: pgrad from `{before}` |", "|---|---|---|"]),
+          [f"| command | seconds | before: pgrad from `{before}` ({_commit(before)}) |",
+           "|---|---|---|"]),
         *[f"| `{name}` | " + " | ".join(f"{s:.2f}" for s in cols.values()) + " |"
           for name, cols in whole.items()],
         "",
@@ -231,9 +232,10 @@ def _torch_share(phases: dict[str, float]) -> float:
     return own.get("import torch", 0.0) / max(sum(own.values()), 1e-9)
 
 
-def _commit() -> str:
+def _commit(tree: str | Path | None = None) -> str:
+    """``git describe`` of the checkout at ``tree`` (default: this one)."""
     proc = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                          text=True, check=False, cwd=Path(__file__).parent)
+                          text=True, check=False, cwd=tree or Path(__file__).parent)
     return proc.stdout.strip() or "unknown"
 
 
