@@ -32,6 +32,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -211,14 +212,56 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pgrad-seeds", type=int, default=5)
     parser.add_argument("--sb3-seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE.md",
+                        help="also write the table to FILE.md, with the command, machine, "
+                        "versions, date and load")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
         print(json.dumps(sb3_worker(args.worker)))
         return 0
+    load_start = os.getloadavg()
     res = side_by_side(args.pgrad_seeds, args.sb3_seeds)
-    print("\n".join(render(res)))
+    table = "\n".join(render(res))
+    print(table)
+    if args.out is not None:
+        args.out.write_text(_header(argv, load_start) + table + "\n")
+        print(f"wrote {args.out}")
     return 0
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if line.startswith("model name")), "")
+
+
+def _header(argv: list[str] | None, load_start: tuple[float, ...]) -> str:
+    """The results file's opening: command, date, machine, versions, load."""
+    import platform
+
+    import gymnasium
+    import stable_baselines3
+    import torch
+
+    command = shlex.join(["python", "benchmarks/sb3_cartpole.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                            text=True, check=False, cwd=ROOT).stdout.strip() or "unknown"
+    load = ", ".join(f"{x:.2f}" for x in load_start)
+    load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"# Whole-process time to solve CartPole-v1: pgrad train vs SB3 PPO\n\n"
+            f"Command: `{command}`  \n"
+            f"Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}  \n"
+            f"Machine: {_cpu_model() or platform.machine()}, {os.cpu_count()} cores, "
+            f"{platform.platform()}  \n"
+            f"Versions: Python {platform.python_version()}, torch {torch.__version__}, "
+            f"gymnasium {gymnasium.__version__}, stable-baselines3 "
+            f"{stable_baselines3.__version__}, pgrad (git {commit})  \n"
+            f"Load average (1, 5, 15 min) at start: {load}; at end: {load_end}\n\n")
 
 
 if __name__ == "__main__":
