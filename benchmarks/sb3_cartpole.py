@@ -249,8 +249,6 @@ def _header(argv: list[str] | None, load_start: tuple[float, ...]) -> str:
 
     command = shlex.join(["python", "benchmarks/sb3_cartpole.py",
                           *(sys.argv[1:] if argv is None else argv)])
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                            text=True, check=False, cwd=ROOT).stdout.strip() or "unknown"
     load = ", ".join(f"{x:.2f}" for x in load_start)
     load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"# Whole-process time to solve CartPole-v1: pgrad train vs SB3 PPO\n\n"
@@ -260,7 +258,7 @@ def _header(argv: list[str] | None, load_start: tuple[float, ...]) -> str:
             f"{platform.platform()}  \n"
             f"Versions: Python {platform.python_version()}, torch {torch.__version__}, "
             f"gymnasium {gymnasium.__version__}, stable-baselines3 "
-            f"{stable_baselines3.__version__}, pgrad (git {commit})  \n"
+            f"{stable_baselines3.__version__}, pgrad (git {startup.git_describe(ROOT)})  \n"
             f"Load average (1, 5, 15 min) at start: {load}; at end: {load_end}\n\n")
 
 

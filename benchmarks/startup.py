@@ -162,7 +162,7 @@ def _report(whole: dict[str, dict[str, float]], phases: dict[str, float],
         f"`python benchmarks/startup.py --write` on {time.strftime('%Y-%m-%d %H:%M %Z')}: "
         f"{platform.node()}, {os.cpu_count()} cores, {platform.platform()}, Python "
         f"{platform.python_version()}, torch {torch.__version__}, gymnasium "
-        f"{gymnasium.__version__}; git commit {_commit()}; load average at the end {load} "
+        f"{gymnasium.__version__}; git commit {git_describe()}; load average at the end {load} "
         f"(a shared machine: other jobs were running). Each figure is the median of "
         f"{repeats} cold processes; pgrad's bytecode was compiled beforehand (`__pycache__`, "
         f"as an installed package has it; PYTHONDONTWRITEBYTECODE is "
@@ -171,7 +171,7 @@ def _report(whole: dict[str, dict[str, float]], phases: dict[str, float],
         "## Whole processes",
         "",
         *(["| command | seconds |", "|---|---|"] if before is None else
-          [f"| command | seconds | before: pgrad from `{before}` ({_commit(before)}) |",
+          [f"| command | seconds | before: pgrad from `{before}` ({git_describe(before)}) |",
            "|---|---|---|"]),
         *[f"| `{name}` | " + " | ".join(f"{s:.2f}" for s in cols.values()) + " |"
           for name, cols in whole.items()],
@@ -232,7 +232,7 @@ def _torch_share(phases: dict[str, float]) -> float:
     return own.get("import torch", 0.0) / max(sum(own.values()), 1e-9)
 
 
-def _commit(tree: str | Path | None = None) -> str:
+def git_describe(tree: str | Path | None = None) -> str:
     """``git describe`` of the checkout at ``tree`` (default: this one)."""
     proc = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                           text=True, check=False, cwd=tree or Path(__file__).parent)

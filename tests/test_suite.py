@@ -177,6 +177,7 @@ def test_runs_of_identical_settings_are_reused_not_rerun(
     assert suite.main([*args, "--rows", "preset"]) == 0
     assert ran[4:] == []  # finished, with the row's settings: skipped
     # A preset that changed since a run: that run is replaced, the others stay.
+    kept = suite.run_path(out, "Acrobot-v1", "preset", 0).read_text()
     record = json.loads(suite.run_path(out, "Acrobot-v1", "preset", 1).read_text())
     record["settings"]["learning_rate"] = 0.5
     suite.run_path(out, "Acrobot-v1", "preset", 1).write_text(json.dumps(record))
@@ -189,6 +190,7 @@ def test_runs_of_identical_settings_are_reused_not_rerun(
     replaced = json.loads(suite.run_path(out, "Acrobot-v1", "preset", 1).read_text())
     assert replaced["reused_from"] == "defaults-seed1.json"
     assert replaced["settings"]["learning_rate"] != 0.5
+    assert suite.run_path(out, "Acrobot-v1", "preset", 0).read_text() == kept
 
 
 def test_the_bootstrap_interval_is_the_same_whatever_numpy_s_global_state() -> None:
